@@ -1,0 +1,235 @@
+// Package storage defines msgr's durable data model and the contract every
+// store implementation (embedded SQLite, PostgreSQL) satisfies.
+//
+// The database is the source of truth for chat delivery: MQTT sessions are a
+// fast path only. Every conversation has a gapless sequence (1, 2, 3, ...);
+// every device has a per-conversation cursor saying "I have everything up to
+// seq N". Storage grows with messages, not messages x members.
+package storage
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Sentinel errors callers handle with errors.Is.
+var (
+	// ErrNotFound means the user, conversation or message does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrExists means a user, device or member with that key already exists.
+	ErrExists = errors.New("already exists")
+	// ErrNotMember means the user is not an active member of the conversation.
+	ErrNotMember = errors.New("not a member of the conversation")
+	// ErrGroupFull means adding a member would exceed the group size limit.
+	ErrGroupFull = errors.New("group is full")
+	// ErrNotGroup means a group-only operation was applied to a direct conversation.
+	ErrNotGroup = errors.New("not a group conversation")
+)
+
+// ConvKind tells direct (exactly two users) from group conversations.
+type ConvKind string
+
+// Conversation kinds.
+const (
+	KindDirect ConvKind = "direct"
+	KindGroup  ConvKind = "group"
+)
+
+// Role is a member's role in a group. Direct conversation members are RoleMember.
+type Role string
+
+// Roles, from most to least privileged.
+const (
+	RoleOwner  Role = "owner"
+	RoleAdmin  Role = "admin"
+	RoleMember Role = "member"
+)
+
+// User is an account. ID is the login name and appears in topics, so it is
+// restricted to protocol.ValidID characters.
+type User struct {
+	ID           string
+	PasswordHash string // PHC-formatted argon2id hash
+	CreatedAt    time.Time
+}
+
+// Device is one client of a user; its MQTT client id is "user/device".
+type Device struct {
+	UserID    string
+	DeviceID  string
+	CreatedAt time.Time
+	LastSeen  time.Time
+}
+
+// Conversation is a direct chat or a group.
+type Conversation struct {
+	ID        string
+	Kind      ConvKind
+	Title     string // groups only
+	CreatedBy string
+	CreatedAt time.Time
+	LastSeq   int64 // sequence of the newest message, 0 when empty
+}
+
+// Member is a user's membership of a conversation. The member may read
+// messages with FromSeq <= seq, and while UntilSeq is 0 (active) every later
+// one; after leaving or removal, UntilSeq is the last visible seq.
+type Member struct {
+	ConvID   string
+	UserID   string
+	Role     Role
+	FromSeq  int64
+	UntilSeq int64 // 0 while the membership is active
+	JoinedAt time.Time
+}
+
+// Active reports whether the membership is current.
+func (m Member) Active() bool { return m.UntilSeq == 0 }
+
+// Message kinds stored in Message.Kind.
+const (
+	MsgText   = "text"
+	MsgSystem = "system" // membership changes, group creation, title changes
+)
+
+// Message is one entry of a conversation's log.
+type Message struct {
+	ConvID       string
+	Seq          int64  // gapless per conversation, starts at 1
+	ID           string // globally unique (ULID), assigned by the broker
+	SenderID     string
+	SenderDevice string
+	ClientMsgID  string // idempotency key chosen by the sending client
+	Kind         string
+	Body         []byte // JSON body as validated by the broker; opaque to stores
+	CreatedAt    time.Time
+}
+
+// NewMessage is a message to append; the store assigns Seq.
+type NewMessage struct {
+	ConvID       string
+	ID           string
+	SenderID     string
+	SenderDevice string
+	ClientMsgID  string // must be non-empty; unique per (conversation, sender)
+	Kind         string
+	Body         []byte
+	CreatedAt    time.Time
+}
+
+// AppendResult is the outcome of one NewMessage of a batch.
+type AppendResult struct {
+	Message   Message // the stored message (the earlier one when Duplicate)
+	Duplicate bool    // (ConvID, SenderID, ClientMsgID) was already stored
+	Err       error   // ErrNotFound (conversation), ErrNotMember; other errors are internal
+}
+
+// ConvCursor describes, for one device and one conversation the user can
+// see, how far the device has caught up.
+type ConvCursor struct {
+	ConvID  string
+	LastSeq int64 // newest seq visible to the member (min(conv last seq, UntilSeq))
+	Cursor  int64 // device has everything up to here (at least FromSeq-1)
+	FromSeq int64
+}
+
+// CursorUpdate moves a device's cursor in a conversation forward to Seq.
+type CursorUpdate struct {
+	ConvID string
+	Seq    int64
+}
+
+// Users stores accounts.
+type Users interface {
+	// CreateUser inserts a user; ErrExists if the id is taken.
+	CreateUser(ctx context.Context, u User) error
+	// GetUser returns the user or ErrNotFound.
+	GetUser(ctx context.Context, id string) (User, error)
+	// SetPassword replaces a user's password hash; ErrNotFound if absent.
+	SetPassword(ctx context.Context, id, hash string) error
+}
+
+// Devices stores the devices (MQTT client ids) of users.
+type Devices interface {
+	// TouchDevice creates the device on first use and updates LastSeen.
+	TouchDevice(ctx context.Context, userID, deviceID string, now time.Time) error
+	// ListDevices returns a user's devices ordered by DeviceID.
+	ListDevices(ctx context.Context, userID string) ([]Device, error)
+}
+
+// Conversations stores conversations and memberships. Membership changes of
+// groups append a system message in the same transaction so that every
+// member (including the removed one) learns about them through sync.
+type Conversations interface {
+	// DirectConversation returns the single direct conversation between a and
+	// b, creating it with id newID when none exists (created reports which).
+	// Both users must exist (ErrNotFound otherwise). a != b.
+	DirectConversation(ctx context.Context, a, b, newID string, now time.Time) (c Conversation, created bool, err error)
+	// CreateGroup creates a group whose creator (conv.CreatedBy) becomes owner
+	// and the other users members; note (Kind system) becomes seq 1 and every
+	// initial member has FromSeq 1. ErrNotFound if a user does not exist,
+	// ErrGroupFull if len(members)+1 > maxMembers.
+	CreateGroup(ctx context.Context, conv Conversation, members []string, maxMembers int, note NewMessage) (Conversation, Message, error)
+	// GetConversation returns a conversation or ErrNotFound.
+	GetConversation(ctx context.Context, id string) (Conversation, error)
+	// GetMember returns the membership (active or past) or ErrNotMember.
+	GetMember(ctx context.Context, convID, userID string) (Member, error)
+	// ActiveMembers lists the active members of a conversation ordered by UserID.
+	ActiveMembers(ctx context.Context, convID string) ([]Member, error)
+	// AddMember adds (or re-adds) userID to a group with role, appending note;
+	// the new member's FromSeq is the note's seq. ErrNotGroup, ErrNotFound
+	// (conversation or user), ErrExists (already active), ErrGroupFull.
+	AddMember(ctx context.Context, convID, userID string, role Role, maxMembers int, note NewMessage) (Message, error)
+	// RemoveMember ends userID's membership of a group, appending note; the
+	// member's UntilSeq becomes the note's seq so they still see it.
+	// ErrNotGroup, ErrNotFound, ErrNotMember.
+	RemoveMember(ctx context.Context, convID, userID string, note NewMessage) (Message, error)
+	// SetRole changes an active member's role. ErrNotGroup, ErrNotMember.
+	SetRole(ctx context.Context, convID, userID string, role Role) error
+	// UserConversations lists the conversations the user is or was a member
+	// of, newest activity first, at most limit (0 = no limit).
+	UserConversations(ctx context.Context, userID string, limit int) ([]Conversation, error)
+}
+
+// Messages stores conversation logs.
+type Messages interface {
+	// AppendMessages stores a batch in one transaction: for each item, in
+	// order, it checks the conversation exists and the sender is an active
+	// member, returns the earlier message when (ConvID, SenderID,
+	// ClientMsgID) was already stored, and otherwise assigns the next seq.
+	// Per-item problems go in AppendResult.Err and do not affect other
+	// items; a returned error means nothing of the batch was stored.
+	AppendMessages(ctx context.Context, batch []NewMessage) ([]AppendResult, error)
+	// MessagesAfter returns up to limit messages of a conversation with
+	// after < seq <= upTo, ascending.
+	MessagesAfter(ctx context.Context, convID string, after, upTo int64, limit int) ([]Message, error)
+	// MessagesBefore returns up to limit messages with from <= seq < before,
+	// descending (newest first), for history paging.
+	MessagesBefore(ctx context.Context, convID string, before, from int64, limit int) ([]Message, error)
+}
+
+// Cursors stores per-device sync positions.
+type Cursors interface {
+	// PendingConversations returns, for every conversation the user can see,
+	// the device's cursor where it is behind (Cursor < LastSeq), ordered by
+	// ConvID. A device without a cursor row starts at FromSeq-1.
+	PendingConversations(ctx context.Context, userID, deviceID string) ([]ConvCursor, error)
+	// AdvanceCursors moves the device's cursors forward; a cursor never moves
+	// backwards, so replays and reordering are harmless.
+	AdvanceCursors(ctx context.Context, userID, deviceID string, updates []CursorUpdate) error
+}
+
+// Store is everything msgr keeps durably. Implementations must pass
+// storage/storetest.
+type Store interface {
+	Users
+	Devices
+	Conversations
+	Messages
+	Cursors
+	// Ping checks the store can serve requests.
+	Ping(ctx context.Context) error
+	// Close releases resources.
+	Close() error
+}
