@@ -148,17 +148,17 @@ type Code string
 
 // Error codes carried in Error.Code.
 const (
-	CodeBadRequest  Code = "bad_request"  // malformed JSON, missing or invalid field
-	CodeBadVersion  Code = "bad_version"  // unsupported "v"
-	CodeUnknownOp   Code = "unknown_op"   // no such command
-	CodeTooLarge    Code = "too_large"    // payload or body over the limit
-	CodeNotFound    Code = "not_found"    // conversation or user does not exist
-	CodeNotMember   Code = "not_member"   // not an active member of the conversation
-	CodeForbidden   Code = "forbidden"    // role does not allow it
-	CodeExists      Code = "exists"       // already a member
-	CodeGroupFull   Code = "group_full"   // group size limit reached
-	CodeUnavailable Code = "unavailable"  // store unavailable: retry later with the same cmid
-	CodeInternal    Code = "internal"     // unexpected server error
+	CodeBadRequest  Code = "bad_request" // malformed JSON, missing or invalid field
+	CodeBadVersion  Code = "bad_version" // unsupported "v"
+	CodeUnknownOp   Code = "unknown_op"  // no such command
+	CodeTooLarge    Code = "too_large"   // payload or body over the limit
+	CodeNotFound    Code = "not_found"   // conversation or user does not exist
+	CodeNotMember   Code = "not_member"  // not an active member of the conversation
+	CodeForbidden   Code = "forbidden"   // role does not allow it
+	CodeExists      Code = "exists"      // already a member
+	CodeGroupFull   Code = "group_full"  // group size limit reached
+	CodeUnavailable Code = "unavailable" // store unavailable: retry later with the same cmid
+	CodeInternal    Code = "internal"    // unexpected server error
 )
 
 // Retryable reports whether the same request may succeed later.
