@@ -134,9 +134,14 @@ type ConvCursor struct {
 	FromSeq int64
 }
 
-// CursorUpdate moves a device's cursor in a conversation forward to Seq.
+// CursorUpdate reports that a device has every message of ConvID with
+// From < seq <= Seq. The cursor moves to Seq only if it is already at least
+// From (a device without a cursor row is at its membership's FromSeq-1), so
+// acknowledging a range after a gap never skips the gap. From 0 means
+// unconditionally (the client asserts it has everything up to Seq).
 type CursorUpdate struct {
 	ConvID string
+	From   int64
 	Seq    int64
 }
 
@@ -215,8 +220,10 @@ type Cursors interface {
 	// the device's cursor where it is behind (Cursor < LastSeq), ordered by
 	// ConvID. A device without a cursor row starts at FromSeq-1.
 	PendingConversations(ctx context.Context, userID, deviceID string) ([]ConvCursor, error)
-	// AdvanceCursors moves the device's cursors forward; a cursor never moves
-	// backwards, so replays and reordering are harmless.
+	// AdvanceCursors applies updates in order (see CursorUpdate for the
+	// From condition); a cursor never moves backwards, so replays and
+	// reordering are harmless. Updates for conversations the user never
+	// belonged to are ignored.
 	AdvanceCursors(ctx context.Context, userID, deviceID string, updates []CursorUpdate) error
 }
 
