@@ -1,0 +1,84 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/msgrhq/msgr/storage"
+)
+
+// PendingConversations returns the conversations where the device's cursor
+// is behind the newest seq the user may see, ordered by conversation id.
+func (s *Store) PendingConversations(ctx context.Context, userID, deviceID string) ([]storage.ConvCursor, error) {
+	rows, err := s.pool.Query(ctx, `
+		SELECT conv_id, last_seq, cursor, from_seq FROM (
+			SELECT m.conv_id,
+			       CASE WHEN m.until_seq IS NULL THEN c.last_seq
+			            ELSE least(c.last_seq, m.until_seq) END AS last_seq,
+			       greatest(coalesce(d.seq, 0), m.from_seq - 1) AS cursor,
+			       m.from_seq
+			FROM members m
+			JOIN conversations c ON c.id = m.conv_id
+			LEFT JOIN device_cursors d
+			       ON d.user_id = m.user_id AND d.device_id = $2 AND d.conv_id = m.conv_id
+			WHERE m.user_id = $1
+		) AS visible
+		WHERE cursor < last_seq
+		ORDER BY conv_id`, userID, deviceID)
+	if err != nil {
+		return nil, fmt.Errorf("pending conversations of %s/%s: %w", userID, deviceID, err)
+	}
+	pending, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (storage.ConvCursor, error) {
+		var c storage.ConvCursor
+		err := row.Scan(&c.ConvID, &c.LastSeq, &c.Cursor, &c.FromSeq)
+		return c, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("pending conversations of %s/%s: %w", userID, deviceID, err)
+	}
+	return pending, nil
+}
+
+// advanceSQL applies one CursorUpdate. The device's position is its cursor
+// row or, lacking one (or after a re-join), FromSeq-1 of its membership; a
+// user who never belonged to the conversation has no members row, so the
+// update is ignored. The conflict clause rechecks against the newest row so
+// that a concurrent call cannot move the cursor backwards.
+const advanceSQL = `
+INSERT INTO device_cursors (user_id, device_id, conv_id, seq)
+SELECT m.user_id, $2, m.conv_id, $5
+FROM members m
+LEFT JOIN device_cursors d ON d.user_id = m.user_id AND d.device_id = $2 AND d.conv_id = m.conv_id
+WHERE m.conv_id = $3 AND m.user_id = $1
+  AND greatest(coalesce(d.seq, 0), m.from_seq - 1) >= $4
+  AND greatest(coalesce(d.seq, 0), m.from_seq - 1) < $5
+ON CONFLICT (user_id, device_id, conv_id) DO UPDATE SET seq = excluded.seq
+WHERE device_cursors.seq < excluded.seq`
+
+// AdvanceCursors applies updates in one transaction and one round trip.
+func (s *Store) AdvanceCursors(ctx context.Context, userID, deviceID string, updates []storage.CursorUpdate) error {
+	if len(updates) == 0 {
+		return nil
+	}
+	// Only the order of one conversation's updates matters (From depends on
+	// the ones before). Sorting by conversation keeps that order and makes
+	// concurrent calls for the same device lock rows in the same order.
+	updates = slices.Clone(updates)
+	slices.SortStableFunc(updates, func(a, b storage.CursorUpdate) int {
+		return strings.Compare(a.ConvID, b.ConvID)
+	})
+	b := &pgx.Batch{}
+	for _, u := range updates {
+		// From 0 (unconditional) needs no special case: every position is >= 0.
+		b.Queue(advanceSQL, userID, deviceID, u.ConvID, u.From, u.Seq)
+	}
+	// A batch without explicit BEGIN runs as one implicit transaction.
+	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("advance cursors of %s/%s: %w", userID, deviceID, err)
+	}
+	return nil
+}

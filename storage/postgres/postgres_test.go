@@ -1,0 +1,302 @@
+package postgres_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/msgrhq/msgr/storage"
+	"github.com/msgrhq/msgr/storage/postgres"
+	"github.com/msgrhq/msgr/storage/storetest"
+)
+
+// testDatabaseURL returns MSGR_TEST_DATABASE_URL or skips the test;
+// scripts/test.sh always sets it.
+func testDatabaseURL(tb testing.TB) string {
+	tb.Helper()
+	u := os.Getenv("MSGR_TEST_DATABASE_URL")
+	if u == "" {
+		tb.Skip("MSGR_TEST_DATABASE_URL is not set; run ./scripts/test.sh, which starts a throwaway PostgreSQL")
+	}
+	return u
+}
+
+// freshSchema creates an empty schema, dropped when the test ends, and
+// returns a database URL whose connections use it. A schema per test is
+// much cheaper than a database per test and isolates tests just as well.
+func freshSchema(tb testing.TB) string {
+	tb.Helper()
+	base := testDatabaseURL(tb)
+	b := make([]byte, 8)
+	rand.Read(b)
+	schema := "t_" + hex.EncodeToString(b)
+
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, base)
+	if err != nil {
+		tb.Fatalf("connect to test database: %v", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		tb.Fatalf("create schema: %v", err)
+	}
+	tb.Cleanup(func() {
+		conn, err := pgx.Connect(ctx, base)
+		if err != nil {
+			tb.Errorf("connect to drop schema: %v", err)
+			return
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
+			tb.Errorf("drop schema: %v", err)
+		}
+	})
+
+	u, err := url.Parse(base)
+	if err != nil {
+		tb.Fatalf("parse MSGR_TEST_DATABASE_URL: %v", err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+func openStore(tb testing.TB, databaseURL string) *postgres.Store {
+	tb.Helper()
+	s, err := postgres.Open(context.Background(), databaseURL)
+	if err != nil {
+		tb.Fatalf("Open: %v", err)
+	}
+	tb.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestStore(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) storage.Store {
+		return openStore(t, freshSchema(t))
+	})
+}
+
+func TestOpenUnreachable(t *testing.T) {
+	// Nothing listens on port 1; the error must say where we tried.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := postgres.Open(ctx, "postgres://msgr@127.0.0.1:1/msgr?sslmode=disable&connect_timeout=5")
+	if err == nil {
+		t.Fatal("Open succeeded with nothing listening")
+	}
+	if !strings.Contains(err.Error(), "127.0.0.1:1") {
+		t.Errorf("error %q does not name the host", err)
+	}
+}
+
+func TestMigrateConcurrentOpen(t *testing.T) {
+	u := freshSchema(t)
+	const nodes = 4
+	var wg sync.WaitGroup
+	errs := make([]error, nodes)
+	for i := range nodes {
+		wg.Go(func() {
+			s, err := postgres.Open(context.Background(), u)
+			if err == nil {
+				s.Close()
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("Open %d: %v", i, err)
+		}
+	}
+
+	conn := connect(t, u)
+	var n, maxVersion int
+	if err := conn.QueryRow(context.Background(),
+		"SELECT count(*), max(version) FROM schema_migrations").Scan(&n, &maxVersion); err != nil {
+		t.Fatal(err)
+	}
+	if n != maxVersion || n == 0 {
+		t.Errorf("schema_migrations has %d rows up to version %d, want each version once", n, maxVersion)
+	}
+}
+
+func TestMigrateRefusesNewerSchema(t *testing.T) {
+	u := freshSchema(t)
+	openStore(t, u).Close()
+
+	conn := connect(t, u)
+	if _, err := conn.Exec(context.Background(),
+		"INSERT INTO schema_migrations (version, name) VALUES (9999, '9999_future.sql')"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := postgres.Open(context.Background(), u)
+	if err == nil {
+		t.Fatal("Open accepted a database newer than the binary")
+	}
+	if !strings.Contains(err.Error(), "9999") || !strings.Contains(err.Error(), "newer") {
+		t.Errorf("error %q does not explain the version mismatch", err)
+	}
+}
+
+func connect(tb testing.TB, databaseURL string) *pgx.Conn {
+	tb.Helper()
+	conn, err := pgx.Connect(context.Background(), databaseURL)
+	if err != nil {
+		tb.Fatalf("connect: %v", err)
+	}
+	tb.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
+// setupGroup creates users and a group of them owned by the first.
+func setupGroup(tb testing.TB, s storage.Store, convID string, users ...string) {
+	tb.Helper()
+	ctx := context.Background()
+	now := time.Now()
+	for _, u := range users {
+		err := s.CreateUser(ctx, storage.User{ID: u, PasswordHash: "x", CreatedAt: now})
+		if err != nil && !errors.Is(err, storage.ErrExists) {
+			tb.Fatalf("CreateUser: %v", err)
+		}
+	}
+	conv := storage.Conversation{ID: convID, Kind: storage.KindGroup, CreatedBy: users[0], CreatedAt: now}
+	_, _, err := s.CreateGroup(ctx, conv, users[1:], 0, storage.NewMessage{
+		ID: "create-" + convID, SenderID: users[0], SenderDevice: "server",
+		ClientMsgID: "create-" + convID, Kind: storage.MsgSystem, Body: []byte(`{}`), CreatedAt: now,
+	})
+	if err != nil {
+		tb.Fatalf("CreateGroup: %v", err)
+	}
+}
+
+func textMessage(convID, sender, cmid string) storage.NewMessage {
+	return storage.NewMessage{
+		ConvID: convID, ID: "id-" + sender + "-" + cmid, SenderID: sender, SenderDevice: "d",
+		ClientMsgID: cmid, Kind: storage.MsgText, Body: []byte(`{"text":"hi"}`), CreatedAt: time.Now(),
+	}
+}
+
+// TestAppendBatchMixed checks one batch with new messages, an in-batch
+// duplicate and rejected items: rejected items and duplicates take no seq
+// and do not stop the others.
+func TestAppendBatchMixed(t *testing.T) {
+	s := openStore(t, freshSchema(t))
+	ctx := context.Background()
+	setupGroup(t, s, "g", "alice", "bob")
+	if err := s.CreateUser(ctx, storage.User{ID: "eve", PasswordHash: "x", CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+
+	batch := []storage.NewMessage{
+		textMessage("g", "alice", "a1"),
+		textMessage("nope", "alice", "n1"),
+		textMessage("g", "eve", "e1"),
+		textMessage("g", "bob", "b1"),
+		textMessage("g", "alice", "a1"), // duplicate of item 0
+		textMessage("g", "alice", "a2"),
+	}
+	batch[4].ID = "retry-id"
+	res, err := s.AppendMessages(ctx, batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantSeq := []int64{2, 0, 0, 3, 2, 4}
+	wantErr := []error{nil, storage.ErrNotFound, storage.ErrNotMember, nil, nil, nil}
+	for i, r := range res {
+		if !errors.Is(r.Err, wantErr[i]) || (wantErr[i] == nil && r.Err != nil) {
+			t.Errorf("item %d: err %v, want %v", i, r.Err, wantErr[i])
+		}
+		if r.Message.Seq != wantSeq[i] {
+			t.Errorf("item %d: seq %d, want %d", i, r.Message.Seq, wantSeq[i])
+		}
+	}
+	if !res[4].Duplicate || res[4].Message.ID != batch[0].ID {
+		t.Errorf("in-batch duplicate: %+v, want duplicate of %s", res[4], batch[0].ID)
+	}
+	c, err := s.GetConversation(ctx, "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.LastSeq != 4 {
+		t.Errorf("LastSeq = %d, want 4", c.LastSeq)
+	}
+}
+
+// TestAppendTwoNodes appends to the same conversations from two stores
+// (two broker nodes) at once, with overlapping retries of the same client
+// message ids; every message must be stored exactly once with gapless seqs.
+func TestAppendTwoNodes(t *testing.T) {
+	u := freshSchema(t)
+	nodes := []*postgres.Store{openStore(t, u), openStore(t, u)}
+	ctx := context.Background()
+	setupGroup(t, nodes[0], "g1", "alice", "bob")
+	setupGroup(t, nodes[0], "g2", "bob", "alice")
+
+	const perWorker, batchSize = 60, 6
+	var wg sync.WaitGroup
+	errc := make(chan error, 8)
+	for w := range 4 {
+		s := nodes[w%2]
+		// Workers 0 and 1 (2 and 3) send the same messages in opposite
+		// orders, as a client retrying on another node would.
+		sender := []string{"alice", "bob"}[w/2]
+		wg.Go(func() {
+			for i := 0; i < perWorker; i += batchSize {
+				var batch []storage.NewMessage
+				for k := range batchSize {
+					j := i + k
+					if w%2 == 1 {
+						j = i + batchSize - 1 - k
+					}
+					conv := []string{"g1", "g2"}[j%2]
+					batch = append(batch, textMessage(conv, sender, fmt.Sprintf("m%d", j)))
+				}
+				res, err := s.AppendMessages(ctx, batch)
+				if err != nil {
+					errc <- err
+					return
+				}
+				for _, r := range res {
+					if r.Err != nil {
+						errc <- r.Err
+						return
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		t.Fatal(err)
+	}
+
+	for _, conv := range []string{"g1", "g2"} {
+		msgs, err := nodes[1].MessagesAfter(ctx, conv, 0, 1<<62, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The creation note, then perWorker/2 messages from each sender.
+		if want := 1 + perWorker; len(msgs) != want {
+			t.Errorf("%s has %d messages, want %d", conv, len(msgs), want)
+		}
+		for i, m := range msgs {
+			if m.Seq != int64(i+1) {
+				t.Fatalf("%s: message %d has seq %d: not gapless", conv, i, m.Seq)
+			}
+		}
+	}
+}
