@@ -1,0 +1,129 @@
+package storetest
+
+import (
+	"testing"
+
+	"github.com/msgrhq/msgr/storage"
+)
+
+func checkPending(t *testing.T, s storage.Store, user, device string, want []storage.ConvCursor) {
+	t.Helper()
+	got, err := s.PendingConversations(t.Context(), user, device)
+	must(t, "PendingConversations", err)
+	if len(got) == 0 && len(want) == 0 {
+		return
+	}
+	checkDeepEqual(t, "PendingConversations("+user+", "+device+")", got, want)
+}
+
+func advance(t *testing.T, s storage.Store, user, device string, updates ...storage.CursorUpdate) {
+	t.Helper()
+	must(t, "AdvanceCursors", s.AdvanceCursors(t.Context(), user, device, updates))
+}
+
+func testPendingConversations(t *testing.T, open func(t *testing.T) storage.Store) {
+	s := open(t)
+	ctx := t.Context()
+	createUsers(t, s, "alice", "bob", "carol", "dave")
+
+	t.Run("nothing", func(t *testing.T) { checkPending(t, s, "alice", "phone", nil) })
+
+	direct(t, s, "alice", "bob", "d-ab", at(0))
+	appendOK(t, s, text("d-ab", "alice", "1", at(1)), text("d-ab", "bob", "2", at(2)), text("d-ab", "alice", "3", at(3)))
+	direct(t, s, "alice", "carol", "d-ac", at(0)) // empty: never pending
+	// Created last but sorts first: the order is by ConvID.
+	group(t, s, "a-grp", "alice", []string{"bob", "carol"}, at(4))
+	appendOK(t, s, text("a-grp", "bob", "1", at(5)), text("a-grp", "carol", "2", at(6)))
+
+	t.Run("no cursors yet", func(t *testing.T) {
+		want := []storage.ConvCursor{
+			{ConvID: "a-grp", LastSeq: 3, Cursor: 0, FromSeq: 1},
+			{ConvID: "d-ab", LastSeq: 3, Cursor: 0, FromSeq: 1},
+		}
+		checkPending(t, s, "alice", "phone", want)
+		checkPending(t, s, "bob", "phone", want)
+	})
+
+	t.Run("caught up conversations omitted", func(t *testing.T) {
+		advance(t, s, "alice", "phone", storage.CursorUpdate{ConvID: "d-ab", Seq: 3}, storage.CursorUpdate{ConvID: "a-grp", Seq: 2})
+		checkPending(t, s, "alice", "phone", []storage.ConvCursor{{ConvID: "a-grp", LastSeq: 3, Cursor: 2, FromSeq: 1}})
+	})
+
+	t.Run("cursors are per device and user", func(t *testing.T) {
+		want := []storage.ConvCursor{
+			{ConvID: "a-grp", LastSeq: 3, Cursor: 0, FromSeq: 1},
+			{ConvID: "d-ab", LastSeq: 3, Cursor: 0, FromSeq: 1},
+		}
+		checkPending(t, s, "alice", "laptop", want)
+		checkPending(t, s, "bob", "phone", want)
+	})
+
+	t.Run("new member starts before the add note", func(t *testing.T) {
+		_, err := s.AddMember(ctx, "a-grp", "dave", storage.RoleMember, maxMembers, note("a-grp", "alice", "add-dave", at(7)))
+		must(t, "AddMember", err)
+		checkPending(t, s, "dave", "phone", []storage.ConvCursor{{ConvID: "a-grp", LastSeq: 4, Cursor: 3, FromSeq: 4}})
+	})
+
+	t.Run("removed member capped at the remove note", func(t *testing.T) {
+		_, err := s.RemoveMember(ctx, "a-grp", "carol", note("a-grp", "alice", "remove-carol", at(8)))
+		must(t, "RemoveMember", err)
+		appendOK(t, s, text("a-grp", "alice", "after-carol", at(9)))
+		checkLastSeq(t, s, "a-grp", 6)
+		checkPending(t, s, "carol", "phone", []storage.ConvCursor{{ConvID: "a-grp", LastSeq: 5, Cursor: 0, FromSeq: 1}})
+		advance(t, s, "carol", "phone", storage.CursorUpdate{ConvID: "a-grp", Seq: 5})
+		checkPending(t, s, "carol", "phone", nil)
+	})
+
+	t.Run("re-added member's cursor is at least FromSeq-1", func(t *testing.T) {
+		_, err := s.AddMember(ctx, "a-grp", "carol", storage.RoleMember, maxMembers, note("a-grp", "alice", "readd-carol", at(10)))
+		must(t, "AddMember", err)
+		checkPending(t, s, "carol", "phone", []storage.ConvCursor{{ConvID: "a-grp", LastSeq: 7, Cursor: 6, FromSeq: 7}})
+		checkPending(t, s, "alice", "phone", []storage.ConvCursor{{ConvID: "a-grp", LastSeq: 7, Cursor: 2, FromSeq: 1}})
+	})
+}
+
+func testAdvanceCursors(t *testing.T, open func(t *testing.T) storage.Store) {
+	s := open(t)
+	createUsers(t, s, "alice", "bob", "carol")
+	direct(t, s, "alice", "bob", "ab", at(0))
+	direct(t, s, "alice", "carol", "ac", at(0))
+	var batch []storage.NewMessage
+	for _, id := range []string{"1", "2", "3", "4", "5"} {
+		batch = append(batch, text("ab", "bob", id, at(1)), text("ac", "carol", id, at(1)))
+	}
+	appendOK(t, s, batch...)
+
+	t.Run("empty", func(t *testing.T) {
+		advance(t, s, "alice", "phone")
+		checkPending(t, s, "alice", "phone", []storage.ConvCursor{
+			{ConvID: "ab", LastSeq: 5, Cursor: 0, FromSeq: 1},
+			{ConvID: "ac", LastSeq: 5, Cursor: 0, FromSeq: 1},
+		})
+	})
+
+	t.Run("several conversations, reordered within a call", func(t *testing.T) {
+		advance(t, s, "alice", "phone",
+			storage.CursorUpdate{ConvID: "ab", Seq: 4},
+			storage.CursorUpdate{ConvID: "ac", Seq: 2},
+			storage.CursorUpdate{ConvID: "ab", Seq: 3})
+		checkPending(t, s, "alice", "phone", []storage.ConvCursor{
+			{ConvID: "ab", LastSeq: 5, Cursor: 4, FromSeq: 1},
+			{ConvID: "ac", LastSeq: 5, Cursor: 2, FromSeq: 1},
+		})
+	})
+
+	t.Run("never backwards", func(t *testing.T) {
+		advance(t, s, "alice", "phone", storage.CursorUpdate{ConvID: "ab", Seq: 1}, storage.CursorUpdate{ConvID: "ac", Seq: 0})
+		checkPending(t, s, "alice", "phone", []storage.ConvCursor{
+			{ConvID: "ab", LastSeq: 5, Cursor: 4, FromSeq: 1},
+			{ConvID: "ac", LastSeq: 5, Cursor: 2, FromSeq: 1},
+		})
+	})
+
+	t.Run("replay is harmless", func(t *testing.T) {
+		for range 2 {
+			advance(t, s, "alice", "phone", storage.CursorUpdate{ConvID: "ab", Seq: 5}, storage.CursorUpdate{ConvID: "ac", Seq: 5})
+		}
+		checkPending(t, s, "alice", "phone", nil)
+	})
+}
