@@ -37,25 +37,40 @@ func (c *Client) syncPages(ctx context.Context, page *protocol.Event) error {
 		}
 		c.deliverPage(page.Msgs)
 		cursors := pageCursors(page.Msgs)
+		c.log.Debug("msgr: sync page", "msgs", len(page.Msgs), "convs", len(cursors), "more", page.More)
 		if !page.More || len(page.Msgs) == 0 {
 			if len(cursors) == 0 {
 				return nil
 			}
 			ev, err := c.do(ctx, protocol.OpAck, protocol.Request{Ack: cursors}, idempotent)
+			if err == nil && ev.Type != protocol.EvOK {
+				err = unexpected(protocol.OpAck, ev)
+			}
 			if err != nil {
-				return err
+				c.ackLater(cursors)
 			}
-			if ev.Type != protocol.EvOK {
-				return unexpected(protocol.OpAck, ev)
-			}
-			return nil
+			return err
 		}
 		next, err := c.do(ctx, protocol.OpSync, protocol.Request{Limit: c.cfg.SyncLimit, Ack: cursors}, idempotent)
 		if err != nil {
+			c.ackLater(cursors)
 			return err
 		}
 		page = next
 	}
+}
+
+// ackLater hands the acknowledgement of a delivered page that could not be
+// sent to the flusher (or Close), so a sync cut short does not make the
+// next connection deliver the page again.
+func (c *Client) ackLater(cursors []protocol.Cursor) {
+	convs := make([]string, len(cursors))
+	for i, cur := range cursors {
+		convs[i] = cur.Conv
+	}
+	c.trackMu.Lock()
+	defer c.trackMu.Unlock()
+	c.track.markDirty(convs)
 }
 
 // eventLoop handles inbound messages and pushed sync pages in arrival
@@ -177,13 +192,7 @@ func (c *Client) flushAcks(ctx context.Context) error {
 			err = unexpected(protocol.OpAck, ev)
 		}
 		if err != nil {
-			convs := make([]string, len(cursors))
-			for i, cur := range cursors {
-				convs[i] = cur.Conv
-			}
-			c.trackMu.Lock()
-			c.track.markDirty(convs)
-			c.trackMu.Unlock()
+			c.ackLater(cursors)
 			if errors.Is(err, ErrClosed) {
 				return err
 			}
