@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -11,79 +12,99 @@ import (
 	"github.com/msgrhq/msgr/storage"
 )
 
-// lockConversationsSQL locks every conversation of a batch before any item
-// runs. Under READ COMMITTED each later statement takes a snapshot after the
-// locks are held, so its membership and duplicate checks see everything
-// other nodes committed for those conversations; and locking in id order
-// means two batches touching the same conversations cannot deadlock.
-const lockConversationsSQL = `
-SELECT id FROM conversations WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE`
-
-// appendSQL appends one message. The conversation row update is the seq
-// generator: it runs only for an active member and a new client_msg_id, so
-// rejected items and duplicates consume no seq. A duplicate earlier in the
-// same batch is found because every statement sees the ones before it.
-const appendSQL = `
-WITH conv AS (
-    SELECT FROM conversations WHERE id = $1::text
-), member AS (
-    SELECT FROM members WHERE conv_id = $1 AND user_id = $2::text AND until_seq IS NULL
-), dup AS (
-    SELECT seq, id, sender_device, kind, body, created_at FROM messages
-    WHERE conv_id = $1 AND sender_id = $2 AND client_msg_id = $3::text
-), bump AS (
-    UPDATE conversations SET last_seq = last_seq + 1, last_at = greatest(last_at, $8::timestamptz)
-    WHERE id = $1 AND EXISTS (SELECT FROM member) AND NOT EXISTS (SELECT FROM dup)
-    RETURNING last_seq
-), ins AS (
-    INSERT INTO messages (conv_id, seq, id, sender_id, sender_device, client_msg_id, kind, body, created_at)
-    SELECT $1, last_seq, $4::text, $2, $5::text, $3, $6::text, $7::bytea, $8 FROM bump
-    RETURNING seq
-)
-SELECT EXISTS (SELECT FROM conv), EXISTS (SELECT FROM member), (SELECT seq FROM ins),
-       dup.seq, dup.id, dup.sender_device, dup.kind, dup.body, dup.created_at
-FROM (VALUES (1)) AS one LEFT JOIN dup ON true`
-
-// AppendMessages stores a batch in one transaction and two round trips:
-// BEGIN, the lock and every item go out as one pipeline, then COMMIT.
+// AppendMessages stores a batch in one transaction: it locks the batch's
+// conversations, reads their last seqs, the senders' memberships and earlier
+// messages with the same idempotency keys, decides every item in Go and
+// writes the new messages with COPY. That costs four round trips (the reads
+// are pipelined with BEGIN) however large the batch.
+//
+// The conversation locks make the decisions safe when several nodes append
+// to the same conversations: under READ COMMITTED each statement after the
+// lock takes a fresh snapshot, so the reads see everything committed before
+// the locks were granted, and nothing can change those conversations'
+// members (membership changes lock the conversation too), messages or
+// last_seq until commit. Locking in id order keeps two batches from
+// deadlocking.
 func (s *Store) AppendMessages(ctx context.Context, batch []storage.NewMessage) ([]storage.AppendResult, error) {
 	results := make([]storage.AppendResult, len(batch))
-	if len(batch) == 0 {
-		return results, nil
-	}
-
-	var convIDs []string
-	seen := make(map[string]bool)
-	for _, nm := range batch {
-		if !seen[nm.ConvID] {
-			seen[nm.ConvID] = true
-			convIDs = append(convIDs, nm.ConvID)
-		}
-	}
-	b := &pgx.Batch{}
-	b.BeginTx(pgx.TxOptions{})
-	b.Queue(lockConversationsSQL, convIDs)
+	var keys []msgKey
 	for i, nm := range batch {
 		if nm.ClientMsgID == "" {
 			results[i].Err = errors.New("append message: empty client message id")
 			continue
 		}
-		nm.Body = nonNil(nm.Body)
-		nm.CreatedAt = dbTime(nm.CreatedAt)
-		b.Queue(appendSQL, nm.ConvID, nm.SenderID, nm.ClientMsgID, nm.ID,
-			nm.SenderDevice, nm.Kind, nm.Body, nm.CreatedAt).
-			QueryRow(func(row pgx.Row) error {
-				var err error
-				results[i], err = appendResult(row, nm)
-				return err
-			})
+		keys = append(keys, msgKey{nm.ConvID, nm.SenderID, nm.ClientMsgID})
+	}
+	if len(keys) == 0 {
+		return results, nil
 	}
 
+	b := &pgx.Batch{}
+	b.BeginTx(pgx.TxOptions{})
+	st := queueAppendReads(b, keys)
 	br := s.pool.SendBatch(ctx, b)
 	tx := br.Tx()
 	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
 	if err := br.Close(); err != nil {
 		return nil, fmt.Errorf("append messages: %w", err)
+	}
+
+	var rows [][]any
+	lastAt := make(map[string]time.Time) // conversations that got messages
+	for i, nm := range batch {
+		if results[i].Err != nil {
+			continue
+		}
+		seq, ok := st.lastSeq[nm.ConvID]
+		if !ok {
+			results[i].Err = fmt.Errorf("conversation %q: %w", nm.ConvID, storage.ErrNotFound)
+			continue
+		}
+		if !st.active[[2]string{nm.ConvID, nm.SenderID}] {
+			results[i].Err = fmt.Errorf("%q in %q: %w", nm.SenderID, nm.ConvID, storage.ErrNotMember)
+			continue
+		}
+		key := msgKey{nm.ConvID, nm.SenderID, nm.ClientMsgID}
+		if m, ok := st.stored[key]; ok {
+			results[i] = storage.AppendResult{Message: m, Duplicate: true}
+			continue
+		}
+		m := storage.Message{
+			ConvID:       nm.ConvID,
+			Seq:          seq + 1,
+			ID:           nm.ID,
+			SenderID:     nm.SenderID,
+			SenderDevice: nm.SenderDevice,
+			ClientMsgID:  nm.ClientMsgID,
+			Kind:         nm.Kind,
+			Body:         nonNil(nm.Body),
+			CreatedAt:    dbTime(nm.CreatedAt),
+		}
+		st.lastSeq[m.ConvID] = m.Seq
+		st.stored[key] = m
+		if at, ok := lastAt[m.ConvID]; !ok || m.CreatedAt.After(at) {
+			lastAt[m.ConvID] = m.CreatedAt
+		}
+		results[i].Message = m
+		rows = append(rows, []any{m.ConvID, m.Seq, m.ID, m.SenderID, m.SenderDevice, m.ClientMsgID, m.Kind, m.Body, m.CreatedAt})
+	}
+
+	if len(rows) > 0 {
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"messages"}, messageColumnNames(), pgx.CopyFromRows(rows)); err != nil {
+			return nil, fmt.Errorf("append messages: copy: %w", err)
+		}
+		ids := make([]string, 0, len(lastAt))
+		seqs := make([]int64, 0, len(lastAt))
+		ats := make([]time.Time, 0, len(lastAt))
+		for id, at := range lastAt {
+			ids, seqs, ats = append(ids, id), append(seqs, st.lastSeq[id]), append(ats, at)
+		}
+		if _, err := tx.Exec(ctx, `
+			UPDATE conversations c SET last_seq = u.last_seq, last_at = greatest(c.last_at, u.last_at)
+			FROM unnest($1::text[], $2::bigint[], $3::timestamptz[]) AS u (id, last_seq, last_at)
+			WHERE c.id = u.id`, ids, seqs, ats); err != nil {
+			return nil, fmt.Errorf("append messages: advance conversations: %w", err)
+		}
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return nil, fmt.Errorf("append messages: commit: %w", err)
@@ -91,47 +112,81 @@ func (s *Store) AppendMessages(ctx context.Context, batch []storage.NewMessage) 
 	return results, nil
 }
 
-// appendResult reads the outcome of appendSQL for nm. An error means the
-// server answered something unexpected and the batch must not commit.
-func appendResult(row pgx.Row, nm storage.NewMessage) (storage.AppendResult, error) {
-	var (
-		convExists, isMember bool
-		seq, dupSeq          *int64
-		dupID, dupDevice     *string
-		dupKind              *string
-		dupBody              []byte
-		dupCreatedAt         *time.Time
-	)
-	err := row.Scan(&convExists, &isMember, &seq,
-		&dupSeq, &dupID, &dupDevice, &dupKind, &dupBody, &dupCreatedAt)
-	if err != nil {
-		return storage.AppendResult{}, err
+func messageColumnNames() []string {
+	return []string{"conv_id", "seq", "id", "sender_id", "sender_device", "client_msg_id", "kind", "body", "created_at"}
+}
+
+// msgKey is the idempotency key of a message.
+type msgKey struct{ conv, sender, cmid string }
+
+// appendState is what AppendMessages reads before deciding a batch.
+type appendState struct {
+	lastSeq map[string]int64           // locked conversations' newest seqs
+	active  map[[2]string]bool         // active (conversation, user) memberships
+	stored  map[msgKey]storage.Message // stored messages with the batch's keys
+}
+
+// queueAppendReads queues the lock and the reads for keys on b and returns
+// the state their results fill in. The reads are LATERAL joins so that each
+// key is one index probe whatever the statistics say: a hash join would
+// read whole tables, and a generic plan cached while the tables were small
+// would keep doing so.
+func queueAppendReads(b *pgx.Batch, keys []msgKey) *appendState {
+	st := &appendState{
+		lastSeq: make(map[string]int64),
+		active:  make(map[[2]string]bool),
+		stored:  make(map[msgKey]storage.Message),
 	}
-	msg := storage.Message{
-		ConvID:       nm.ConvID,
-		ID:           nm.ID,
-		SenderID:     nm.SenderID,
-		SenderDevice: nm.SenderDevice,
-		ClientMsgID:  nm.ClientMsgID,
-		Kind:         nm.Kind,
-		Body:         nm.Body,
-		CreatedAt:    nm.CreatedAt,
+	convs := make([]string, len(keys))
+	senders := make([]string, len(keys))
+	cmids := make([]string, len(keys))
+	for i, k := range keys {
+		convs[i], senders[i], cmids[i] = k.conv, k.sender, k.cmid
 	}
-	switch {
-	case !convExists:
-		return storage.AppendResult{Err: fmt.Errorf("conversation %q: %w", nm.ConvID, storage.ErrNotFound)}, nil
-	case !isMember:
-		return storage.AppendResult{Err: fmt.Errorf("%q in %q: %w", nm.SenderID, nm.ConvID, storage.ErrNotMember)}, nil
-	case dupSeq != nil:
-		msg.Seq, msg.ID, msg.SenderDevice, msg.Kind = *dupSeq, *dupID, *dupDevice, *dupKind
-		msg.Body, msg.CreatedAt = dupBody, dupCreatedAt.UTC()
-		return storage.AppendResult{Message: msg, Duplicate: true}, nil
-	case seq == nil:
-		return storage.AppendResult{}, fmt.Errorf("message for %q got no seq", nm.ConvID)
-	default:
-		msg.Seq = *seq
-		return storage.AppendResult{Message: msg}, nil
-	}
+	sorted := slices.Compact(slices.Sorted(slices.Values(convs)))
+
+	// The nested loop follows the array, so the locks are taken in order.
+	b.Queue(`SELECT c.id, c.last_seq FROM unnest($1::text[]) AS k (id)
+		CROSS JOIN LATERAL (
+			SELECT id, last_seq FROM conversations WHERE id = k.id FOR NO KEY UPDATE) AS c`,
+		sorted).
+		Query(func(rows pgx.Rows) error {
+			var id string
+			var seq int64
+			_, err := pgx.ForEachRow(rows, []any{&id, &seq}, func() error {
+				st.lastSeq[id] = seq
+				return nil
+			})
+			return err
+		})
+	b.Queue(`SELECT k.conv_id, k.user_id FROM unnest($1::text[], $2::text[]) AS k (conv_id, user_id)
+		CROSS JOIN LATERAL (
+			SELECT FROM members m
+			WHERE m.conv_id = k.conv_id AND m.user_id = k.user_id AND m.until_seq IS NULL
+			LIMIT 1) AS m`,
+		convs, senders).
+		Query(func(rows pgx.Rows) error {
+			var conv, user string
+			_, err := pgx.ForEachRow(rows, []any{&conv, &user}, func() error {
+				st.active[[2]string{conv, user}] = true
+				return nil
+			})
+			return err
+		})
+	b.Queue(`SELECT d.* FROM unnest($1::text[], $2::text[], $3::text[]) AS k (conv_id, sender_id, client_msg_id)
+		CROSS JOIN LATERAL (
+			SELECT `+messageColumns+` FROM messages m
+			WHERE m.conv_id = k.conv_id AND m.sender_id = k.sender_id AND m.client_msg_id = k.client_msg_id
+			LIMIT 1) AS d`,
+		convs, senders, cmids).
+		Query(func(rows pgx.Rows) error {
+			msgs, err := collectMessages(rows)
+			for _, m := range msgs {
+				st.stored[msgKey{m.ConvID, m.SenderID, m.ClientMsgID}] = m
+			}
+			return err
+		})
+	return st
 }
 
 const messageColumns = "conv_id, seq, id, sender_id, sender_device, client_msg_id, kind, body, created_at"

@@ -300,3 +300,103 @@ func TestAppendTwoNodes(t *testing.T) {
 		}
 	}
 }
+
+// TestAppendRacesRemoval removes members while they send from another node:
+// no message of a removed member may be stored after the removal note.
+func TestAppendRacesRemoval(t *testing.T) {
+	u := freshSchema(t)
+	nodes := []*postgres.Store{openStore(t, u), openStore(t, u)}
+	ctx := context.Background()
+	senders := []string{"s0", "s1", "s2", "s3", "s4", "s5"}
+	setupGroup(t, nodes[0], "g", append([]string{"owner"}, senders...)...)
+
+	var wg sync.WaitGroup
+	for _, sender := range senders {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				res, err := nodes[0].AppendMessages(ctx, []storage.NewMessage{textMessage("g", sender, fmt.Sprint(i))})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if errors.Is(res[0].Err, storage.ErrNotMember) {
+					return
+				}
+			}
+		})
+		wg.Go(func() {
+			time.Sleep(20 * time.Millisecond)
+			note := textMessage("g", "owner", "remove-"+sender)
+			note.Kind = storage.MsgSystem
+			if _, err := nodes[1].RemoveMember(ctx, "g", sender, note); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+
+	for _, sender := range senders {
+		m, err := nodes[0].GetMember(ctx, "g", sender)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs, err := nodes[0].MessagesAfter(ctx, "g", m.UntilSeq, 1<<62, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, msg := range msgs {
+			if msg.SenderID == sender {
+				t.Errorf("%s removed at seq %d but has message seq %d", sender, m.UntilSeq, msg.Seq)
+			}
+		}
+	}
+}
+
+// TestAdvanceCursorsFrom checks the From condition and per-conversation
+// order of AdvanceCursors.
+func TestAdvanceCursorsFrom(t *testing.T) {
+	u := freshSchema(t)
+	s := openStore(t, u)
+	ctx := context.Background()
+	setupGroup(t, s, "g", "alice", "bob")
+	for i := range 9 {
+		res, err := s.AppendMessages(ctx, []storage.NewMessage{textMessage("g", "bob", fmt.Sprint(i))})
+		if err != nil || res[0].Err != nil {
+			t.Fatal(err, res[0].Err)
+		}
+	}
+	// g has seqs 1..10; alice's phone starts at 0.
+	steps := []struct {
+		updates []storage.CursorUpdate
+		want    int64
+	}{
+		{[]storage.CursorUpdate{{ConvID: "g", From: 3, Seq: 5}}, 0},                                 // gap 1..3 not acknowledged
+		{[]storage.CursorUpdate{{ConvID: "g", From: 0, Seq: 2}, {ConvID: "g", From: 2, Seq: 4}}, 4}, // in order
+		{[]storage.CursorUpdate{{ConvID: "g", From: 4, Seq: 3}}, 4},                                 // never backwards
+		{[]storage.CursorUpdate{{ConvID: "nope", From: 0, Seq: 3}, {ConvID: "g", From: 4, Seq: 10}}, 10},
+	}
+	for i, step := range steps {
+		if err := s.AdvanceCursors(ctx, "alice", "phone", step.updates); err != nil {
+			t.Fatal(err)
+		}
+		pending, err := s.PendingConversations(ctx, "alice", "phone")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cursor := int64(10)
+		if len(pending) > 0 {
+			cursor = pending[0].Cursor
+		}
+		if cursor != step.want {
+			t.Errorf("step %d: cursor %d, want %d", i, cursor, step.want)
+		}
+	}
+	var n int
+	if err := connect(t, u).QueryRow(ctx,
+		"SELECT count(*) FROM device_cursors WHERE conv_id = 'nope'").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Errorf("cursor stored for a conversation alice never belonged to")
+	}
+}
