@@ -407,14 +407,18 @@ func (c *Client) subscribe(cm *autopaho.ConnectionManager, gen uint64) {
 			}
 			return
 		}
-		if suback != nil {
+		if suback != nil && !packetIDInUse(suback.Reasons) {
 			// Refused by the broker's ACL: retrying cannot help.
 			err = fmt.Errorf("subscribe refused (reasons %v): %w", suback.Reasons, err)
 			c.log.Error("msgr: subscribe refused", "err", err)
 			c.reportFatal(err)
 			return
 		}
-		c.log.Debug("msgr: subscribe failed", "err", err)
+		// mochi keeps the packet ids of its own pending deliveries and ours
+		// in one map: resuming a session with queued messages, our SUBSCRIBE
+		// can reuse an id the broker is still delivering with and is refused
+		// with 0x91 until we have acknowledged those deliveries.
+		c.log.Debug("msgr: subscribe failed; retrying", "err", err)
 		select {
 		case <-c.closing:
 			return
@@ -424,6 +428,17 @@ func (c *Client) subscribe(cm *autopaho.ConnectionManager, gen uint64) {
 			return // the next connection subscribes again
 		}
 	}
+}
+
+// packetIDInUse reports whether a SUBACK refused only because of a packet
+// identifier collision (0x91), which goes away by itself.
+func packetIDInUse(reasons []byte) bool {
+	for _, r := range reasons {
+		if r >= 0x80 && r != 0x91 {
+			return false
+		}
+	}
+	return len(reasons) > 0
 }
 
 // onPublishReceived runs on paho's receive goroutine: it must not block,

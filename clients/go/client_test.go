@@ -437,3 +437,62 @@ func TestGapTriggersSync(t *testing.T) {
 		t.Errorf("%d syncs, want 1", n)
 	}
 }
+
+func TestConnectionLossEndsAttempt(t *testing.T) {
+	var mu sync.Mutex
+	blocked := make(chan struct{}, 10)
+	hang := true
+	c, fb, _ := newTestClient(t, func(op protocol.Op, req protocol.Request) fakeReply {
+		mu.Lock()
+		defer mu.Unlock()
+		if hang {
+			blocked <- struct{}{}
+			return fakeReply{} // PUBACK, but the reply never comes
+		}
+		return fakeReply{events: []protocol.Event{{Type: protocol.EvSent, Sent: &protocol.Sent{Seq: 1, CMID: req.CMID}}}}
+	}, func(cfg *Config) { cfg.RequestTimeout = time.Minute })
+
+	// A mutation fails fast with ErrNoReply when the connection drops.
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.Leave(context.Background(), "c1")
+		errc <- err
+	}()
+	<-blocked
+	c.link.lost()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, ErrNoReply) {
+			t.Fatalf("err = %v, want ErrNoReply", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("attempt outlived its connection")
+	}
+
+	// A send waits for the next connection and goes again with its cmid.
+	c.link.subscribed(c.link.connected(), fb)
+	sentc := make(chan error, 1)
+	go func() {
+		_, err := c.SendTo(context.Background(), "bob", "hi")
+		sentc <- err
+	}()
+	<-blocked
+	mu.Lock()
+	hang = false
+	mu.Unlock()
+	c.link.lost()
+	time.Sleep(50 * time.Millisecond) // the retry waits for a connection
+	c.link.subscribed(c.link.connected(), fb)
+	select {
+	case err := <-sentc:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("send did not resume on the new connection")
+	}
+	sends := fb.requests(protocol.OpSend)
+	if len(sends) != 2 || sends[0].CMID != sends[1].CMID {
+		t.Fatalf("sends %+v", sends)
+	}
+}

@@ -213,6 +213,34 @@ func TestE2EOfflineSyncPages(t *testing.T) {
 			last = m.Seq
 		}
 	}
+	// Every page was acknowledged: the device is not behind anywhere, and
+	// connecting again brings nothing new.
+	waitCaughtUp(t, b, "bob", "phone")
+	_, again := dial(t, b, "bob", "phone")
+	time.Sleep(500 * time.Millisecond)
+	if n := len(again.all()); n != 0 {
+		t.Fatalf("reconnected device got %d messages again", n)
+	}
+}
+
+// waitCaughtUp waits until the broker's durable cursors say user's device
+// has acknowledged every message.
+func waitCaughtUp(t testing.TB, b *brokertest.Broker, user, device string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		pending, err := b.Store().PendingConversations(context.Background(), user, device)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(pending) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s/%s still behind: %+v", user, device, pending)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func bobTexts(t testing.TB, msgs []protocol.Message, conv string) []string {
@@ -226,4 +254,363 @@ func bobTexts(t testing.TB, msgs []protocol.Message, conv string) []string {
 	return ts
 }
 
-var _ = errors.New
+func TestE2EGroupOfThree(t *testing.T) {
+	b := startBroker(t, "alice", "bob", "carol", "dave")
+	ctx := testCtx(t)
+	alice, aliceIn := dial(t, b, "alice", "phone")
+	bob, bobIn := dial(t, b, "bob", "phone")
+	_, carolIn := dial(t, b, "carol", "phone")
+	dave, daveIn := dial(t, b, "dave", "phone")
+
+	g, err := alice.CreateGroup(ctx, "Trip", "bob", "carol")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.Kind != "group" || g.Title != "Trip" || g.CreatedBy != "alice" || len(g.Members) != 3 {
+		t.Fatalf("group = %+v", g)
+	}
+	if _, err := alice.Send(ctx, g.ID, "where to?"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.Send(ctx, g.ID, "the sea"); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"where to?", "the sea"}
+	for name, in := range map[string]*inbox{"alice": aliceIn, "bob": bobIn, "carol": carolIn} {
+		in.wait(t, name+"'s group messages", func([]protocol.Message) bool { return len(in.texts(t, g.ID)) == 2 })
+		if got := in.texts(t, g.ID); !slices.Equal(got, want) {
+			t.Errorf("%s got %v, want %v", name, got, want)
+		}
+		if first := in.all()[0]; body(t, first).Event != protocol.SysGroupCreated || first.Seq != 1 {
+			t.Errorf("%s's first message %+v, want group_created at seq 1", name, first)
+		}
+	}
+
+	// Outsiders cannot write; members cannot add; the owner decides roles.
+	_, err = dave.Send(ctx, g.ID, "let me in")
+	var pe *protocol.Error
+	if !errors.As(err, &pe) || pe.Code != protocol.CodeNotMember || pe.Code.Retryable() {
+		t.Fatalf("outsider send: %v, want not_member", err)
+	}
+	if _, err := bob.AddMember(ctx, g.ID, "dave", msgr.RoleMember); !errors.As(err, &pe) || pe.Code != protocol.CodeForbidden {
+		t.Fatalf("member adds: %v, want forbidden", err)
+	}
+	if _, err := alice.SetRole(ctx, g.ID, "bob", msgr.RoleAdmin); err != nil {
+		t.Fatal(err)
+	}
+	g, err = bob.AddMember(ctx, g.ID, "dave", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(g.Members) != 4 {
+		t.Fatalf("members after add: %+v", g.Members)
+	}
+	if _, err := bob.AddMember(ctx, g.ID, "dave", ""); !errors.As(err, &pe) || pe.Code != protocol.CodeExists {
+		t.Fatalf("adding twice: %v, want exists", err)
+	}
+	if _, err := dave.Send(ctx, g.ID, "hi all"); err != nil {
+		t.Fatal(err)
+	}
+	carolIn.wait(t, "dave's message", func([]protocol.Message) bool { return len(carolIn.texts(t, g.ID)) == 3 })
+
+	// A newcomer does not see what was said before.
+	hist, _, err := dave.History(ctx, g.ID, 0, 50)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range hist {
+		if body(t, m).Text == "where to?" {
+			t.Fatalf("dave sees an earlier message: %+v", m)
+		}
+	}
+	if got := daveIn.texts(t, g.ID); slices.Contains(got, "where to?") {
+		t.Fatalf("dave received an earlier message: %v", got)
+	}
+
+	// Leaving is a system message everyone sees; the leaver can no longer send.
+	if _, err := dave.Leave(ctx, g.ID); err != nil {
+		t.Fatal(err)
+	}
+	aliceIn.wait(t, "member_left", func(ms []protocol.Message) bool {
+		return slices.ContainsFunc(ms, func(m protocol.Message) bool { return body(t, m).Event == protocol.SysMemberLeft })
+	})
+	if _, err := dave.Send(ctx, g.ID, "bye"); !errors.As(err, &pe) || pe.Code != protocol.CodeNotMember {
+		t.Fatalf("send after leaving: %v, want not_member", err)
+	}
+	if _, err := alice.RemoveMember(ctx, g.ID, "carol"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := alice.Conversation(ctx, g.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var members []string
+	for _, m := range got.Members {
+		members = append(members, m.User+":"+m.Role)
+	}
+	slices.Sort(members)
+	if want := []string{"alice:owner", "bob:admin"}; !slices.Equal(members, want) {
+		t.Fatalf("members %v, want %v", members, want)
+	}
+	removed := bobIn.wait(t, "member_removed", func(ms []protocol.Message) bool {
+		return slices.ContainsFunc(ms, func(m protocol.Message) bool { return body(t, m).Event == protocol.SysMemberRemoved })
+	})
+	convs, err := bob.Conversations(ctx, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(convs) != 1 || convs[0].ID != g.ID || convs[0].LastSeq != removed[len(removed)-1].Seq {
+		t.Fatalf("bob's conversations: %+v; last message %+v", convs, removed[len(removed)-1])
+	}
+	// bob saw every message of the group, in order, without gaps.
+	for i, m := range removed {
+		if m.Seq != int64(i+1) {
+			t.Fatalf("bob's message %d has seq %d", i, m.Seq)
+		}
+	}
+}
+
+// docs/PROTOCOL.md §4: "Every change is a system message". group.role
+// must produce a role_changed message that every member receives.
+func TestE2ERoleChangeIsSystemMessage(t *testing.T) {
+	b := startBroker(t, "alice", "bob")
+	ctx := testCtx(t)
+	alice, _ := dial(t, b, "alice", "phone")
+	_, bobIn := dial(t, b, "bob", "phone")
+	g, err := alice.CreateGroup(ctx, "Roles", "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.SetRole(ctx, g.ID, "bob", msgr.RoleAdmin); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.Send(ctx, g.ID, "after the change"); err != nil {
+		t.Fatal(err)
+	}
+	msgs := bobIn.wait(t, "the text after the role change", func([]protocol.Message) bool {
+		return len(bobIn.texts(t, g.ID)) == 1
+	})
+	if !slices.ContainsFunc(msgs, func(m protocol.Message) bool {
+		b := body(t, m)
+		return b.Event == protocol.SysRoleChanged && b.User == "bob" && b.Role == msgr.RoleAdmin && b.By == "alice"
+	}) {
+		t.Fatalf("no role_changed system message among %d messages", len(msgs))
+	}
+}
+
+func TestE2ESameCMIDStoredOnce(t *testing.T) {
+	b := startBroker(t, "alice", "bob")
+	ctx := testCtx(t)
+	alice, _ := dial(t, b, "alice", "phone")
+	_, bobIn := dial(t, b, "bob", "phone")
+
+	cmid := msgr.NewCMID()
+	first, err := alice.SendMessage(ctx, msgr.Outgoing{To: "bob", CMID: cmid, Text: "once"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := alice.SendMessage(ctx, msgr.Outgoing{To: "bob", CMID: cmid, Text: "once"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.Dup || !second.Dup || second.Seq != first.Seq || second.ID != first.ID || second.CMID != cmid {
+		t.Fatalf("first %+v, second %+v", first, second)
+	}
+	third, err := alice.SendMessage(ctx, msgr.Outgoing{Conv: first.Conv, Text: "twice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if third.Seq != first.Seq+1 {
+		t.Fatalf("next message got seq %d after %d", third.Seq, first.Seq)
+	}
+	msgs, more, err := alice.History(ctx, first.Conv, 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if more || len(msgs) != 2 || msgs[0].CMID != cmid || msgs[1].Seq != third.Seq {
+		t.Fatalf("history %+v (more %v)", msgs, more)
+	}
+	bobIn.wait(t, "both messages", func(ms []protocol.Message) bool { return len(ms) >= 2 })
+	time.Sleep(300 * time.Millisecond)
+	if got := bobIn.texts(t, first.Conv); !slices.Equal(got, []string{"once", "twice"}) {
+		t.Fatalf("bob got %v", got)
+	}
+}
+
+func TestE2EMultipleDevices(t *testing.T) {
+	b := startBroker(t, "alice", "bob")
+	ctx := testCtx(t)
+	alicePhone, alicePhoneIn := dial(t, b, "alice", "phone")
+	_, aliceLaptopIn := dial(t, b, "alice", "laptop")
+	_, bobPhoneIn := dial(t, b, "bob", "phone")
+	_, bobLaptopIn := dial(t, b, "bob", "laptop")
+
+	sent, err := alicePhone.SendTo(ctx, "bob", "to all your devices")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, in := range map[string]*inbox{
+		"bob/phone": bobPhoneIn, "bob/laptop": bobLaptopIn,
+		"alice/laptop": aliceLaptopIn, "alice/phone": alicePhoneIn,
+	} {
+		in.wait(t, name, func(ms []protocol.Message) bool { return len(ms) > 0 })
+		time.Sleep(100 * time.Millisecond)
+		ms := in.all()
+		if len(ms) != 1 || ms[0].Seq != sent.Seq || ms[0].Conv != sent.Conv || ms[0].From != "alice" || ms[0].Dev != "phone" {
+			t.Errorf("%s got %+v", name, ms)
+		}
+	}
+	for _, d := range []struct{ user, device string }{{"bob", "phone"}, {"bob", "laptop"}, {"alice", "laptop"}, {"alice", "phone"}} {
+		waitCaughtUp(t, b, d.user, d.device)
+	}
+}
+
+func TestE2EPersistentSession(t *testing.T) {
+	b := startBroker(t, "alice", "bob")
+	ctx := testCtx(t)
+	dir := t.TempDir()
+	persistent := func(cfg *msgr.Config) { cfg.SessionDir = dir }
+	bob, _ := dial(t, b, "bob", "phone", persistent)
+	if err := bob.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	alice, _ := dial(t, b, "alice", "phone")
+	var want []string
+	var conv string
+	for i := range 20 {
+		text := fmt.Sprintf("while away %d", i)
+		sent, err := alice.SendTo(ctx, "bob", text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, conv = append(want, text), sent.Conv
+	}
+
+	// The broker redelivers its queue and the sync page repeats it: each
+	// message must still reach the application once.
+	_, bobIn := dial(t, b, "bob", "phone", persistent)
+	bobIn.wait(t, "messages sent while away", func([]protocol.Message) bool { return len(bobIn.texts(t, conv)) >= len(want) })
+	time.Sleep(500 * time.Millisecond)
+	got := bobIn.texts(t, conv)
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("bob got %v, want each of %v once", got, want)
+	}
+	waitCaughtUp(t, b, "bob", "phone")
+
+	// Live delivery keeps working on the resumed session.
+	if _, err := alice.SendTo(ctx, "bob", "welcome back"); err != nil {
+		t.Fatal(err)
+	}
+	bobIn.wait(t, "live message", func([]protocol.Message) bool { return slices.Contains(bobIn.texts(t, conv), "welcome back") })
+}
+
+func TestE2EBrokerRestart(t *testing.T) {
+	b := startBroker(t, "alice", "bob")
+	ctx := testCtx(t)
+	fast := func(cfg *msgr.Config) { cfg.RequestTimeout = 2 * time.Second }
+	alice, _ := dial(t, b, "alice", "phone", fast)
+	_, bobIn := dial(t, b, "bob", "phone", fast)
+
+	const n = 60
+	sentc := make(chan protocol.Sent, n)
+	errc := make(chan error, 1)
+	go func() {
+		for i := range n {
+			sent, err := alice.SendTo(ctx, "bob", fmt.Sprintf("m%02d", i))
+			if err != nil {
+				errc <- fmt.Errorf("send %d: %w", i, err)
+				return
+			}
+			sentc <- sent
+		}
+		close(sentc)
+	}()
+	var sent []protocol.Sent
+	for s := range sentc {
+		sent = append(sent, s)
+		if len(sent) == n/3 {
+			b.Restart(t)
+		}
+		select {
+		case err := <-errc:
+			t.Fatal(err)
+		default:
+		}
+	}
+	select {
+	case err := <-errc:
+		t.Fatal(err)
+	default:
+	}
+	if len(sent) != n {
+		t.Fatalf("%d messages sent", len(sent))
+	}
+	conv := sent[0].Conv
+	for i, s := range sent {
+		if s.Conv != conv || s.Seq != sent[0].Seq+int64(i) {
+			t.Fatalf("message %d: %+v (first %+v)", i, s, sent[0])
+		}
+	}
+
+	var want []string
+	for i := range n {
+		want = append(want, fmt.Sprintf("m%02d", i))
+	}
+	msgs := bobIn.wait(t, "all messages after the restart", func([]protocol.Message) bool { return len(bobIn.texts(t, conv)) >= n })
+	time.Sleep(300 * time.Millisecond)
+	got := bobIn.texts(t, conv)
+	if len(got) != n {
+		t.Fatalf("bob got %d messages, want %d: %v", len(got), n, got)
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Fatalf("bob got %v", got)
+	}
+	_ = msgs
+	waitCaughtUp(t, b, "bob", "phone")
+}
+
+func TestE2EWebSocket(t *testing.T) {
+	b := startBroker(t, "alice", "bob")
+	ctx := testCtx(t)
+	ws := func(cfg *msgr.Config) { cfg.ServerURL = "ws://" + b.WSAddr + "/" }
+	alice, _ := dial(t, b, "alice", "web", ws)
+	_, bobIn := dial(t, b, "bob", "phone")
+	sent, err := alice.SendTo(ctx, "bob", "over websocket")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bobIn.wait(t, "message", func([]protocol.Message) bool { return len(bobIn.texts(t, sent.Conv)) == 1 })
+}
+
+func TestE2EDialErrors(t *testing.T) {
+	b := startBroker(t, "alice")
+	tests := []struct {
+		name string
+		cfg  msgr.Config
+	}{
+		{"wrong password", msgr.Config{ServerURL: "mqtt://" + b.MQTTAddr, User: "alice", Device: "phone", Password: "wrong"}},
+		{"unknown user", msgr.Config{ServerURL: "mqtt://" + b.MQTTAddr, User: "mallory", Device: "phone", Password: password}},
+		{"invalid device", msgr.Config{ServerURL: "mqtt://" + b.MQTTAddr, User: "alice", Device: "Phone/1", Password: password}},
+		{"bad scheme", msgr.Config{ServerURL: "http://" + b.MQTTAddr, User: "alice", Device: "phone", Password: password}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			start := time.Now()
+			c, err := msgr.Dial(ctx, tt.cfg)
+			if err == nil {
+				c.Close()
+				t.Fatal("dial succeeded")
+			}
+			// Refusals are reported at once, not when ctx expires.
+			if errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 5*time.Second {
+				t.Fatalf("err %v after %v", err, time.Since(start))
+			}
+		})
+	}
+}

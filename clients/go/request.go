@@ -112,38 +112,53 @@ func (c *Client) attempt(ctx context.Context, op protocol.Op, req protocol.Reque
 	// so an attempt never outlives RequestTimeout; callers retry.
 	actx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
 	defer cancel()
-	resp, err := l.pub.Publish(actx, &paho.Publish{
-		QoS:     1,
-		Topic:   protocol.CommandTopic(c.cfg.User, op),
-		Payload: payload,
-		Properties: &paho.PublishProperties{
-			ResponseTopic:   c.device,
-			CorrelationData: []byte(id),
-			ContentType:     "application/json",
-		},
-	})
-	if err != nil {
-		if resp != nil && resp.ReasonCode >= 0x80 {
-			return nil, c.refusal(actx, reply, resp)
-		}
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, fmt.Errorf("%w: publish: %w", ErrNoReply, err)
+	// Publish runs aside so that a lost connection ends the attempt at once
+	// (paho would keep waiting for the PUBACK); cancel then stops it.
+	type result struct {
+		resp *paho.PublishResponse
+		err  error
 	}
+	published := make(chan result, 1)
+	go func() {
+		resp, err := l.pub.Publish(actx, &paho.Publish{
+			QoS:     1,
+			Topic:   protocol.CommandTopic(c.cfg.User, op),
+			Payload: payload,
+			Properties: &paho.PublishProperties{
+				ResponseTopic:   c.device,
+				CorrelationData: []byte(id),
+				ContentType:     "application/json",
+			},
+		})
+		published <- result{resp, err}
+	}()
 
-	select {
-	case ev := <-reply:
-		return replyOf(ev)
-	case <-l.down:
-		return nil, fmt.Errorf("%w: connection lost", ErrNoReply)
-	case <-c.dead:
-		return nil, ErrClosed
-	case <-actx.Done():
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
+	for {
+		select {
+		case r := <-published:
+			published = nil // the PUBACK is in; wait for the reply
+			if r.err == nil {
+				continue
+			}
+			if r.resp != nil && r.resp.ReasonCode >= 0x80 {
+				return nil, c.refusal(actx, reply, r.resp)
+			}
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, fmt.Errorf("%w: publish: %w", ErrNoReply, r.err)
+		case ev := <-reply:
+			return replyOf(ev)
+		case <-l.down:
+			return nil, fmt.Errorf("%w: connection lost", ErrNoReply)
+		case <-c.dead:
+			return nil, ErrClosed
+		case <-actx.Done():
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, fmt.Errorf("%w: timed out after %s", ErrNoReply, c.cfg.RequestTimeout)
 		}
-		return nil, fmt.Errorf("%w: timed out after %s", ErrNoReply, c.cfg.RequestTimeout)
 	}
 }
 
