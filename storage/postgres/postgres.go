@@ -46,11 +46,12 @@ func Open(ctx context.Context, databaseURL string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: parse database url: %w", err)
 	}
-	// Every statement names one conversation through a parameter. Custom
-	// plans would re-plan the partitioned messages table on every execution
-	// (the planner prefers them because they prune partitions at plan time);
-	// generic plans prune at executor start-up and make AppendMessages about
-	// four times faster. A setting in the URL wins.
+	// Statements name their conversation, user or device through
+	// parameters. With custom plans PostgreSQL re-plans every execution
+	// over the partitioned messages table (it prefers them because they
+	// prune partitions at plan time), which costs more than executing;
+	// generic plans prune at executor start-up instead. A setting in the
+	// URL wins.
 	if _, ok := cfg.ConnConfig.RuntimeParams["plan_cache_mode"]; !ok {
 		cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_generic_plan"
 	}
