@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -111,8 +110,10 @@ func insertConversation(ctx context.Context, tx pgx.Tx, c storage.Conversation, 
 // seq 1, is note.
 func (s *Store) CreateGroup(ctx context.Context, conv storage.Conversation, members []string, maxMembers int, note storage.NewMessage) (storage.Conversation, storage.Message, error) {
 	users := []string{conv.CreatedBy}
+	seen := map[string]bool{conv.CreatedBy: true}
 	for _, u := range members {
-		if !slices.Contains(users, u) {
+		if !seen[u] {
+			seen[u] = true
 			users = append(users, u)
 		}
 	}
