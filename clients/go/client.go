@@ -198,7 +198,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	c := newClient(cfg)
 	acfg := autopaho.ClientConfig{
 		ServerUrls:                    []*url.URL{u},
-		KeepAlive:                     uint16(max(1, cfg.KeepAlive/time.Second)),
+		KeepAlive:                     uint16(min(max(1, cfg.KeepAlive/time.Second), 65535)),
 		CleanStartOnInitialConnection: cfg.SessionDir == "",
 		ReconnectBackoff:              autopaho.NewExponentialBackoff(100*time.Millisecond, 5*time.Second, 500*time.Millisecond, 2),
 		ConnectTimeout:                cfg.RequestTimeout,

@@ -162,10 +162,8 @@ func TestE2EDirectBothOnline(t *testing.T) {
 	}
 
 	// The reply goes both ways in the same conversation.
-	back, err := (func() (protocol.Sent, error) {
-		bob, _ := dial(t, b, "bob", "laptop")
-		return bob.Send(ctx, sent.Conv, "hi alice")
-	})()
+	bobLaptop, _ := dial(t, b, "bob", "laptop")
+	back, err := bobLaptop.Send(ctx, sent.Conv, "hi alice")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -559,7 +557,7 @@ func TestE2EBrokerRestart(t *testing.T) {
 	for i := range n {
 		want = append(want, fmt.Sprintf("m%02d", i))
 	}
-	msgs := bobIn.wait(t, "all messages after the restart", func([]protocol.Message) bool { return len(bobIn.texts(t, conv)) >= n })
+	bobIn.wait(t, "all messages after the restart", func([]protocol.Message) bool { return len(bobIn.texts(t, conv)) >= n })
 	time.Sleep(300 * time.Millisecond)
 	got := bobIn.texts(t, conv)
 	if len(got) != n {
@@ -569,7 +567,6 @@ func TestE2EBrokerRestart(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("bob got %v", got)
 	}
-	_ = msgs
 	waitCaughtUp(t, b, "bob", "phone")
 }
 
