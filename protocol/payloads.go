@@ -38,9 +38,13 @@ type Request struct {
 	Ack     []Cursor `json:"ack,omitempty"`     // sync, ack: "I have everything up to seq"
 }
 
-// Cursor says a device has every message of Conv up to and including Seq.
+// Cursor says a device has every message of Conv with From < seq <= Seq.
+// The broker advances the device's durable cursor to Seq only if it already
+// is at least From, so acknowledging a range after a gap never skips the
+// gap. From 0 asserts the device has everything up to Seq.
 type Cursor struct {
 	Conv string `json:"conv"`
+	From int64  `json:"from,omitempty"`
 	Seq  int64  `json:"seq"`
 }
 

@@ -138,7 +138,8 @@ type ConvCursor struct {
 // From < seq <= Seq. The cursor moves to Seq only if it is already at least
 // From (a device without a cursor row is at its membership's FromSeq-1), so
 // acknowledging a range after a gap never skips the gap. From 0 means
-// unconditionally (the client asserts it has everything up to Seq).
+// unconditionally (the client asserts it has everything up to Seq). Seq is
+// capped at the newest seq the member can see.
 type CursorUpdate struct {
 	ConvID string
 	From   int64

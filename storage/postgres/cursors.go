@@ -44,18 +44,24 @@ func (s *Store) PendingConversations(ctx context.Context, userID, deviceID strin
 }
 
 // advanceSQL applies one CursorUpdate. The device's position is its cursor
-// row or, lacking one (or after a re-join), FromSeq-1 of its membership; a
-// user who never belonged to the conversation has no members row, so the
-// update is ignored. The conflict clause rechecks against the newest row so
-// that a concurrent call cannot move the cursor backwards.
+// row or, lacking one (or after a re-join), FromSeq-1 of its membership; the
+// new position is capped at the newest seq the member can see, so
+// acknowledging beyond the end cannot skip messages not yet written. A user
+// who never belonged to the conversation has no members row, so the update
+// is ignored. The conflict clause rechecks against the newest row so that a
+// concurrent call cannot move the cursor backwards.
 const advanceSQL = `
 INSERT INTO device_cursors (user_id, device_id, conv_id, seq)
-SELECT m.user_id, $2, m.conv_id, $5
-FROM members m
-LEFT JOIN device_cursors d ON d.user_id = m.user_id AND d.device_id = $2 AND d.conv_id = m.conv_id
-WHERE m.conv_id = $3 AND m.user_id = $1
-  AND greatest(coalesce(d.seq, 0), m.from_seq - 1) >= $4
-  AND greatest(coalesce(d.seq, 0), m.from_seq - 1) < $5
+SELECT user_id, $2, conv_id, target FROM (
+	SELECT m.user_id, m.conv_id,
+		greatest(coalesce(d.seq, 0), m.from_seq - 1) AS pos,
+		least($5::bigint, c.last_seq, coalesce(m.until_seq, c.last_seq)) AS target
+	FROM members m
+	JOIN conversations c ON c.id = m.conv_id
+	LEFT JOIN device_cursors d ON d.user_id = m.user_id AND d.device_id = $2 AND d.conv_id = m.conv_id
+	WHERE m.conv_id = $3 AND m.user_id = $1
+) p
+WHERE pos >= $4 AND pos < target
 ON CONFLICT (user_id, device_id, conv_id) DO UPDATE SET seq = excluded.seq
 WHERE device_cursors.seq < excluded.seq`
 

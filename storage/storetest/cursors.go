@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"errors"
 	"testing"
 
 	"github.com/msgrhq/msgr/storage"
@@ -125,5 +126,53 @@ func testAdvanceCursors(t *testing.T, open func(t *testing.T) storage.Store) {
 			advance(t, s, "alice", "phone", storage.CursorUpdate{ConvID: "ab", Seq: 5}, storage.CursorUpdate{ConvID: "ac", Seq: 5})
 		}
 		checkPending(t, s, "alice", "phone", nil)
+	})
+}
+
+func testCursorConditions(t *testing.T, open func(t *testing.T) storage.Store) {
+	s := open(t)
+	createUsers(t, s, "alice", "bob", "eve")
+	direct(t, s, "alice", "bob", "ab", at(0))
+	var batch []storage.NewMessage
+	for _, id := range []string{"1", "2", "3", "4", "5"} {
+		batch = append(batch, text("ab", "bob", id, at(1)))
+	}
+	appendOK(t, s, batch...)
+	pending := func(cursor int64) []storage.ConvCursor {
+		if cursor == 5 {
+			return nil
+		}
+		return []storage.ConvCursor{{ConvID: "ab", LastSeq: 5, Cursor: cursor, FromSeq: 1}}
+	}
+
+	tests := []struct {
+		name   string
+		update storage.CursorUpdate
+		want   int64 // cursor afterwards
+	}{
+		{"range after a gap is ignored", storage.CursorUpdate{ConvID: "ab", From: 2, Seq: 3}, 0},
+		{"range starting at the cursor applies", storage.CursorUpdate{ConvID: "ab", From: 0, Seq: 2}, 2},
+		{"overlapping range applies", storage.CursorUpdate{ConvID: "ab", From: 1, Seq: 3}, 3},
+		{"range after a gap still ignored", storage.CursorUpdate{ConvID: "ab", From: 4, Seq: 5}, 3},
+		{"beyond the end is capped", storage.CursorUpdate{ConvID: "ab", Seq: 99}, 5},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			advance(t, s, "alice", "phone", tt.update)
+			checkPending(t, s, "alice", "phone", pending(tt.want))
+		})
+	}
+
+	t.Run("capped cursor still sees new messages", func(t *testing.T) {
+		appendOK(t, s, text("ab", "bob", "6", at(2)))
+		checkPending(t, s, "alice", "phone", []storage.ConvCursor{{ConvID: "ab", LastSeq: 6, Cursor: 5, FromSeq: 1}})
+	})
+
+	t.Run("non-member update is ignored", func(t *testing.T) {
+		advance(t, s, "eve", "phone", storage.CursorUpdate{ConvID: "ab", Seq: 3})
+		checkPending(t, s, "eve", "phone", nil)
+		if _, err := s.GetMember(t.Context(), "ab", "eve"); !errors.Is(err, storage.ErrNotMember) {
+			t.Fatalf("eve became a member: %v", err)
+		}
 	})
 }

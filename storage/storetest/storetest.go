@@ -43,6 +43,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"MessagesBefore", testMessagesBefore},
 		{"PendingConversations", testPendingConversations},
 		{"AdvanceCursors", testAdvanceCursors},
+		{"CursorConditions", testCursorConditions},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open) })

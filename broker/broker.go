@@ -1,0 +1,207 @@
+// Package broker assembles msgrd: the embedded mochi-mqtt server, msgr's
+// hooks (auth, ACL, chat), the chat core, the MQTT/TCP, WebSocket and HTTP
+// listeners, and their orderly shutdown.
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/msgrhq/msgr/auth"
+	"github.com/msgrhq/msgr/chat"
+	"github.com/msgrhq/msgr/hooks/acl"
+	authhook "github.com/msgrhq/msgr/hooks/auth"
+	chathook "github.com/msgrhq/msgr/hooks/chat"
+	"github.com/msgrhq/msgr/storage"
+)
+
+// sessionExpiry bounds how long mochi keeps a disconnected persistent
+// session in memory. The store is the source of truth for chat delivery, so
+// a longer session would only hold memory (and, for 3.1.1 clients, mochi's
+// default never expires).
+const sessionExpiry = 7 * 24 * time.Hour
+
+// Broker is a running msgrd node.
+type Broker struct {
+	cfg   Config
+	log   *slog.Logger
+	store storage.Store
+	svc   *chat.Service
+	mqtt  *mqtt.Server
+	http  *http.Server
+
+	mqttAddr, wsAddr, httpAddr net.Addr
+}
+
+// New assembles a broker on store (which the caller opened and closes) and
+// starts its listeners. cfg must have been validated.
+func New(cfg Config, store storage.Store, log *slog.Logger) (*Broker, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	caps := mqtt.NewDefaultServerCapabilities()
+	caps.MaximumClientWritesPending = int32(cfg.WritesPending)
+	caps.MaximumSessionExpiryInterval = uint32(sessionExpiry / time.Second)
+	// PUBACKs must not echo a command's properties back to the sender.
+	caps.Compatibilities.NoInheritedPropertiesOnAck = true
+	srv := mqtt.New(&mqtt.Options{Capabilities: caps, Logger: log})
+
+	pub := &publisher{srv: srv, cl: srv.NewClient(nil, "local", "msgr", true)}
+	svc := chat.New(store, pub, chat.Config{
+		MaxTextBytes: cfg.MaxTextBytes,
+		MaxMembers:   cfg.MaxGroupMembers,
+		Logger:       log,
+	})
+	b := &Broker{cfg: cfg, log: log, store: store, svc: svc, mqtt: srv}
+	hooks := []mqtt.Hook{
+		authhook.New(authhook.Options{
+			Users:          store,
+			Passwords:      auth.NewHasher(auth.DefaultParams, runtime.GOMAXPROCS(0)),
+			SendConnack:    srv.SendConnack,
+			AllowAnonymous: cfg.AllowAnonymous,
+			Logger:         log,
+		}),
+		acl.New(cfg.grants),
+		chathook.New(chathook.Options{
+			Service:         svc,
+			Replies:         pub,
+			MaxPayloadBytes: cfg.MaxPayloadBytes,
+			Logger:          log,
+		}),
+	}
+	for _, h := range hooks {
+		if err := srv.AddHook(h, nil); err != nil {
+			svc.Close()
+			return nil, fmt.Errorf("add hook %s: %w", h.ID(), err)
+		}
+	}
+	if err := b.listen(); err != nil {
+		_ = srv.Close()
+		svc.Close()
+		return nil, err
+	}
+	return b, nil
+}
+
+// listen opens every configured listener and starts serving.
+func (b *Broker) listen() error {
+	tcp, err := net.Listen("tcp", b.cfg.MQTTAddr)
+	if err != nil {
+		return fmt.Errorf("mqtt listener: %w", err)
+	}
+	b.mqttAddr = tcp.Addr()
+	if err := b.mqtt.AddListener(listeners.NewNet("tcp", tcp)); err != nil {
+		tcp.Close()
+		return fmt.Errorf("mqtt listener: %w", err)
+	}
+	if b.cfg.WSAddr != "" {
+		ln, err := net.Listen("tcp", b.cfg.WSAddr)
+		if err != nil {
+			return fmt.Errorf("websocket listener: %w", err)
+		}
+		b.wsAddr = ln.Addr()
+		if err := b.mqtt.AddListener(newWSListener("ws", ln)); err != nil {
+			ln.Close()
+			return fmt.Errorf("websocket listener: %w", err)
+		}
+	}
+	if err := b.mqtt.Serve(); err != nil {
+		return fmt.Errorf("start mqtt server: %w", err)
+	}
+	if b.cfg.HTTPAddr != "" {
+		ln, err := net.Listen("tcp", b.cfg.HTTPAddr)
+		if err != nil {
+			return fmt.Errorf("http listener: %w", err)
+		}
+		b.httpAddr = ln.Addr()
+		b.http = &http.Server{Handler: b.routes(), ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			if err := b.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				b.log.Error("http server stopped", "error", err)
+			}
+		}()
+	}
+	b.log.Info("msgrd listening", "mqtt", b.mqttAddr, "ws", b.wsAddr, "http", b.httpAddr)
+	return nil
+}
+
+// MQTTAddr is the bound MQTT/TCP address.
+func (b *Broker) MQTTAddr() string { return addrString(b.mqttAddr) }
+
+// WSAddr is the bound WebSocket address, or "" when disabled.
+func (b *Broker) WSAddr() string { return addrString(b.wsAddr) }
+
+// HTTPAddr is the bound HTTP address, or "" when disabled.
+func (b *Broker) HTTPAddr() string { return addrString(b.httpAddr) }
+
+func addrString(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	return a.String()
+}
+
+// Close stops the node: no new connections, clients disconnected (their
+// wills published), queued sends committed and fanned out, HTTP stopped.
+// The store stays open; it belongs to the caller.
+func (b *Broker) Close(ctx context.Context) error {
+	// mochi's own Close lists clients under a read lock it takes twice
+	// (upstream issue #488) and deadlocks when a disconnecting client waits
+	// for the write lock meanwhile. So: stop accepting, disconnect everyone
+	// and wait for their goroutines; mochi's Close then has nothing to race.
+	b.mqtt.Listeners.CloseAll(func(string) {})
+	for _, cl := range b.mqtt.Clients.GetAll() {
+		if !cl.Net.Inline && !cl.Closed() {
+			_ = b.mqtt.DisconnectClient(cl, packets.ErrServerShuttingDown)
+		}
+	}
+	var errs []error
+	drained := make(chan struct{})
+	go func() {
+		b.mqtt.Listeners.ClientsWg.Wait()
+		close(drained)
+	}()
+	select {
+	case <-drained:
+	case <-ctx.Done():
+		errs = append(errs, fmt.Errorf("waiting for clients to disconnect: %w", ctx.Err()))
+	}
+	errs = append(errs, b.mqtt.Close())
+	b.svc.Close()
+	if b.http != nil {
+		errs = append(errs, b.http.Shutdown(ctx))
+	}
+	return errors.Join(errs...)
+}
+
+// publisher injects broker-originated publishes at QoS 1 through msgr's
+// own inline client, so that they can carry MQTT 5 correlation data.
+type publisher struct {
+	srv *mqtt.Server
+	cl  *mqtt.Client
+}
+
+func (p *publisher) Publish(topic string, payload []byte) error {
+	return p.Reply(topic, payload, nil)
+}
+
+func (p *publisher) Reply(topic string, payload, correlation []byte) error {
+	pk := packets.Packet{
+		FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1},
+		TopicName:   topic,
+		Payload:     payload,
+		PacketID:    1, // required by validation; inline publishes are never acknowledged
+	}
+	pk.Properties.CorrelationData = correlation
+	return p.srv.InjectPacket(p.cl, pk)
+}

@@ -1,0 +1,157 @@
+package broker
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+
+	"github.com/msgrhq/msgr/hooks/acl"
+)
+
+// Config is msgrd's configuration. Every field has a flag and an MSGR_*
+// environment variable; flags win over the environment.
+type Config struct {
+	MQTTAddr        string // MQTT over TCP
+	WSAddr          string // MQTT over WebSocket; empty disables
+	HTTPAddr        string // health checks (and later the admin API); empty disables
+	DataDir         string // embedded store directory
+	DatabaseURL     string // PostgreSQL; empty selects the embedded store
+	AllowAnonymous  bool
+	TopicGrants     string // generic topic trees, see acl.ParseRules
+	MaxGroupMembers int
+	MaxTextBytes    int
+	MaxPayloadBytes int
+	WritesPending   int // per-client outbound queue (mochi MaximumClientWritesPending)
+	LogLevel        string
+	LogFormat       string
+
+	grants []acl.Rule
+}
+
+// DefaultConfig returns the embedded single-node defaults.
+func DefaultConfig() Config {
+	return Config{
+		MQTTAddr:        "127.0.0.1:1883",
+		WSAddr:          "127.0.0.1:8083",
+		HTTPAddr:        "127.0.0.1:8080",
+		DataDir:         "./data",
+		MaxGroupMembers: 1024,
+		MaxTextBytes:    16 * 1024,
+		MaxPayloadBytes: 64 * 1024,
+		WritesPending:   1024,
+		LogLevel:        "info",
+		LogFormat:       "text",
+	}
+}
+
+// Flags registers cfg's fields on fs.
+func (c *Config) Flags(fs *flag.FlagSet) {
+	fs.StringVar(&c.MQTTAddr, "mqtt-addr", c.MQTTAddr, "MQTT/TCP listen address `host:port` (MSGR_MQTT_ADDR)")
+	fs.StringVar(&c.WSAddr, "ws-addr", c.WSAddr, "MQTT over WebSocket listen address, empty to disable (MSGR_WS_ADDR)")
+	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "HTTP address for /healthz and /readyz, empty to disable (MSGR_HTTP_ADDR)")
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory of the embedded store (MSGR_DATA_DIR)")
+	fs.StringVar(&c.DatabaseURL, "database-url", c.DatabaseURL, "PostgreSQL URL; empty uses the embedded store (MSGR_DATABASE_URL)")
+	fs.BoolVar(&c.AllowAnonymous, "allow-anonymous", c.AllowAnonymous, "accept clients without a username, for granted topic trees only (MSGR_ALLOW_ANONYMOUS)")
+	fs.StringVar(&c.TopicGrants, "topic-grants", c.TopicGrants, "generic topic trees every client may use, e.g. 'sensors/#=rw,status/+=r' (MSGR_TOPIC_GRANTS)")
+	fs.IntVar(&c.MaxGroupMembers, "max-group-members", c.MaxGroupMembers, "largest group, owner included (MSGR_MAX_GROUP_MEMBERS)")
+	fs.IntVar(&c.MaxTextBytes, "max-text-bytes", c.MaxTextBytes, "longest text message in bytes (MSGR_MAX_TEXT_BYTES)")
+	fs.IntVar(&c.MaxPayloadBytes, "max-payload-bytes", c.MaxPayloadBytes, "largest command payload in bytes (MSGR_MAX_PAYLOAD_BYTES)")
+	fs.IntVar(&c.WritesPending, "writes-pending", c.WritesPending, "outbound packets queued per client before drops (MSGR_WRITES_PENDING)")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error (MSGR_LOG_LEVEL)")
+	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "text or json (MSGR_LOG_FORMAT)")
+}
+
+// envName maps a flag name to its environment variable: mqtt-addr -> MSGR_MQTT_ADDR.
+func envName(flagName string) string {
+	return "MSGR_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// Parse fills cfg from the environment, then args, and validates it.
+func (c *Config) Parse(fs *flag.FlagSet, args []string, getenv func(string) string) error {
+	c.Flags(fs)
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		if v := getenv(envName(f.Name)); v != "" {
+			if err := f.Value.Set(v); err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: %w", envName(f.Name), v, err))
+			}
+		}
+	})
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	return c.Validate()
+}
+
+// Validate checks the configuration and reports every problem at once.
+func (c *Config) Validate() error {
+	var errs []error
+	check := func(name, addr string, optional bool) {
+		if addr == "" && optional {
+			return
+		}
+		if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
+			errs = append(errs, fmt.Errorf("%s: %q is not a host:port address", name, addr))
+		}
+	}
+	check("mqtt-addr", c.MQTTAddr, false)
+	check("ws-addr", c.WSAddr, true)
+	check("http-addr", c.HTTPAddr, true)
+	if c.DatabaseURL == "" && c.DataDir == "" {
+		errs = append(errs, errors.New("data-dir: required when no database-url is set"))
+	}
+	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
+		errs = append(errs, errors.New("database-url: must start with postgres:// or postgresql://"))
+	}
+	positive := func(name string, v, max int) {
+		if v < 1 || v > max {
+			errs = append(errs, fmt.Errorf("%s: %d is outside 1..%d", name, v, max))
+		}
+	}
+	positive("max-group-members", c.MaxGroupMembers, 100_000)
+	positive("max-text-bytes", c.MaxTextBytes, 1<<20)
+	positive("max-payload-bytes", c.MaxPayloadBytes, 16<<20)
+	positive("writes-pending", c.WritesPending, 1<<16)
+	if c.MaxPayloadBytes < c.MaxTextBytes+1024 {
+		errs = append(errs, fmt.Errorf("max-payload-bytes (%d) must exceed max-text-bytes (%d) by at least 1024 for the envelope", c.MaxPayloadBytes, c.MaxTextBytes))
+	}
+	grants, err := acl.ParseRules(c.TopicGrants)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("topic-grants: %w", err))
+	}
+	c.grants = grants
+	if _, err := c.logLevel(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		errs = append(errs, fmt.Errorf("log-format: %q is not text or json", c.LogFormat))
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Config) logLevel() (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		return 0, fmt.Errorf("log-level: %q is not debug, info, warn or error", c.LogLevel)
+	}
+	return l, nil
+}
+
+// NewLogger builds the process logger. Packet attributes are reduced to
+// their type, topic and id: mochi logs whole packets, payloads included, on
+// some error paths, and message bodies must never reach the logs.
+func (c *Config) NewLogger(w io.Writer) *slog.Logger {
+	level, _ := c.logLevel()
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: redactPackets}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

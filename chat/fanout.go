@@ -1,0 +1,184 @@
+package chat
+
+import (
+	"context"
+	"encoding/json"
+	"hash/maphash"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/msgrhq/msgr/protocol"
+	"github.com/msgrhq/msgr/storage"
+)
+
+// memberLister is the store call fan-out needs.
+type memberLister interface {
+	ActiveMembers(ctx context.Context, convID string) ([]storage.Member, error)
+}
+
+// fanout publishes stored messages to every member's inbox. Messages are
+// spread over lanes by conversation, and each lane works in order, so the
+// members of a conversation receive its messages in sequence order while
+// different conversations proceed in parallel.
+type fanout struct {
+	store   memberLister
+	pub     Publisher
+	log     *slog.Logger
+	seed    maphash.Seed
+	lanes   []chan fanoutJob
+	members *memberCache
+	wg      sync.WaitGroup
+}
+
+type fanoutJob struct {
+	msg   storage.Message
+	extra []string // recipients besides the active members (a removed member)
+}
+
+func newFanout(store memberLister, pub Publisher, lanes, queue int, ttl time.Duration, now func() time.Time, log *slog.Logger) *fanout {
+	f := &fanout{
+		store:   store,
+		pub:     pub,
+		log:     log,
+		seed:    maphash.MakeSeed(),
+		lanes:   make([]chan fanoutJob, lanes),
+		members: newMemberCache(ttl, now),
+	}
+	for i := range f.lanes {
+		f.lanes[i] = make(chan fanoutJob, queue)
+		f.wg.Add(1)
+		go f.work(f.lanes[i])
+	}
+	return f
+}
+
+func (f *fanout) lane(convID string) chan fanoutJob {
+	return f.lanes[maphash.String(f.seed, convID)%uint64(len(f.lanes))]
+}
+
+// enqueue hands stored messages to their lanes, in the order given.
+func (f *fanout) enqueue(msgs []storage.Message) {
+	for _, m := range msgs {
+		f.lane(m.ConvID) <- fanoutJob{msg: m}
+	}
+}
+
+// enqueueWith fans m out to the active members and to extra users.
+func (f *fanout) enqueueWith(m storage.Message, extra ...string) {
+	f.lane(m.ConvID) <- fanoutJob{msg: m, extra: extra}
+}
+
+func (f *fanout) work(jobs chan fanoutJob) {
+	defer f.wg.Done()
+	for j := range jobs {
+		f.deliver(j)
+	}
+}
+
+func (f *fanout) deliver(j fanoutJob) {
+	if j.msg.Kind == storage.MsgSystem {
+		// Membership changed: this and every later message of the
+		// conversation (they are behind it in this lane) use the new list.
+		f.members.invalidate(j.msg.ConvID)
+	}
+	members, err := f.activeMembers(j.msg.ConvID)
+	if err != nil {
+		// The message is stored; members get it through sync.
+		f.log.Warn("fan-out: cannot list members, members will sync", "conv", j.msg.ConvID, "seq", j.msg.Seq, "error", err)
+		return
+	}
+	payload, err := json.Marshal(protocol.Event{V: protocol.Version, Type: protocol.EvMessage, Msg: wireMessage(j.msg)})
+	if err != nil {
+		f.log.Error("fan-out: encode", "error", err)
+		return
+	}
+	for _, u := range members {
+		f.publish(u, payload)
+	}
+	for _, u := range j.extra {
+		f.publish(u, payload)
+	}
+}
+
+func (f *fanout) publish(user string, payload []byte) {
+	if err := f.pub.Publish(protocol.InboxTopic(user), payload); err != nil {
+		f.log.Warn("fan-out: publish", "user", user, "error", err)
+	}
+}
+
+func (f *fanout) activeMembers(convID string) ([]string, error) {
+	if ids, ok := f.members.get(convID); ok {
+		return ids, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ms, err := f.store.ActiveMembers(ctx, convID)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, len(ms))
+	for i, m := range ms {
+		ids[i] = m.UserID
+	}
+	f.members.put(convID, ids)
+	return ids, nil
+}
+
+// close waits until every queued message is published.
+func (f *fanout) close() {
+	for _, l := range f.lanes {
+		close(l)
+	}
+	f.wg.Wait()
+}
+
+// memberCache remembers conversations' active members for a short time so
+// that fan-out does not query the store for every message. This node drops
+// an entry when it changes membership; the TTL bounds staleness for changes
+// made elsewhere.
+type memberCache struct {
+	ttl time.Duration
+	now func() time.Time
+
+	mu      sync.Mutex
+	entries map[string]memberEntry
+}
+
+type memberEntry struct {
+	ids     []string
+	expires time.Time
+}
+
+// maxCachedConversations bounds the cache; when full it starts over, which
+// costs one query per active conversation.
+const maxCachedConversations = 100_000
+
+func newMemberCache(ttl time.Duration, now func() time.Time) *memberCache {
+	return &memberCache{ttl: ttl, now: now, entries: make(map[string]memberEntry)}
+}
+
+func (c *memberCache) get(convID string) ([]string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[convID]
+	if !ok || c.now().After(e.expires) {
+		return nil, false
+	}
+	return e.ids, true
+}
+
+func (c *memberCache) put(convID string, ids []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.entries) >= maxCachedConversations {
+		clear(c.entries)
+	}
+	c.entries[convID] = memberEntry{ids: ids, expires: c.now().Add(c.ttl)}
+}
+
+func (c *memberCache) invalidate(convID string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.entries, convID)
+}
