@@ -136,4 +136,3 @@ func readPassword(r io.Reader) (string, error) {
 	}
 	return password, nil
 }
-
