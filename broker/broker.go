@@ -22,6 +22,7 @@ import (
 	"github.com/msgrhq/msgr/hooks/acl"
 	authhook "github.com/msgrhq/msgr/hooks/auth"
 	chathook "github.com/msgrhq/msgr/hooks/chat"
+	"github.com/msgrhq/msgr/hooks/session"
 	"github.com/msgrhq/msgr/storage"
 )
 
@@ -72,6 +73,7 @@ func New(cfg Config, store storage.Store, log *slog.Logger) (*Broker, error) {
 			Logger:         log,
 		}),
 		acl.New(cfg.grants),
+		&session.Hook{},
 		chathook.New(chathook.Options{
 			Service:         svc,
 			Replies:         pub,

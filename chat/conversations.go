@@ -262,6 +262,11 @@ func (s *Service) Leave(ctx context.Context, dev Device, convID string) (protoco
 		if err := s.store.SetRole(ctx, convID, heir, storage.RoleOwner); err != nil {
 			return protocol.Conversation{}, s.convError(err, convID)
 		}
+		// The note comes from the heir: the leaver can no longer post.
+		from := Device{User: heir}
+		if err := s.roleNote(ctx, from, convID, heir, dev.User, storage.RoleOwner); err != nil {
+			return protocol.Conversation{}, err
+		}
 	}
 	return s.conversation(ctx, convID)
 }
@@ -301,5 +306,27 @@ func (s *Service) SetRole(ctx context.Context, dev Device, convID, user, role st
 	if err := s.store.SetRole(ctx, convID, user, r); err != nil {
 		return protocol.Conversation{}, s.convError(err, convID)
 	}
+	if err := s.roleNote(ctx, dev, convID, user, dev.User, r); err != nil {
+		return protocol.Conversation{}, err
+	}
 	return s.conversation(ctx, convID)
+}
+
+// roleNote tells the members that user's role changed. It is appended
+// after the change (the store's SetRole takes no note), so a crash in
+// between leaves the new role without its note; the role itself is what
+// conversation replies report.
+func (s *Service) roleNote(ctx context.Context, from Device, convID, user, by string, role storage.Role) error {
+	note, err := s.note(from, convID, protocol.Body{Type: protocol.BodySystem, Event: protocol.SysRoleChanged, User: user, By: by, Role: string(role)})
+	if err != nil {
+		return err
+	}
+	res, err := s.writer.append(ctx, note)
+	if err != nil {
+		return s.storeError("role note", err)
+	}
+	if res.Err != nil {
+		return s.convError(res.Err, convID)
+	}
+	return nil
 }
