@@ -85,7 +85,7 @@ const (
 	EvMessage       EventType = "message"       // Msg: a new message (inbox)
 	EvSent          EventType = "sent"          // Sent: reply to send
 	EvSync          EventType = "sync"          // Msgs, More: reply to sync, or pushed on subscribe
-	EvHistory       EventType = "history"       // Conv id, Msgs, More: reply to history
+	EvHistory       EventType = "history"       // Msgs, More: reply to history
 	EvConversation  EventType = "conversation"  // Conv: reply to direct, group.*, conversation
 	EvConversations EventType = "conversations" // Convs: reply to conversations
 	EvOK            EventType = "ok"            // reply to ack
@@ -139,6 +139,19 @@ type Conversation struct {
 	LastSeq   int64    `json:"last_seq"`
 	Members   []Member `json:"members,omitempty"`
 }
+
+// Conversation kinds (Conversation.Kind).
+const (
+	KindDirect = "direct"
+	KindGroup  = "group"
+)
+
+// Member roles (Member.Role, Request.Role).
+const (
+	RoleOwner  = "owner"
+	RoleAdmin  = "admin"
+	RoleMember = "member"
+)
 
 // Member is an active member of a conversation.
 type Member struct {

@@ -8,9 +8,9 @@ import (
 
 // Member roles in a group.
 const (
-	RoleOwner  = "owner"
-	RoleAdmin  = "admin"
-	RoleMember = "member"
+	RoleOwner  = protocol.RoleOwner
+	RoleAdmin  = protocol.RoleAdmin
+	RoleMember = protocol.RoleMember
 )
 
 // Outgoing is a text message to send.
