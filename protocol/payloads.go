@@ -36,6 +36,12 @@ type Request struct {
 	Before  int64    `json:"before,omitempty"`  // history: messages with seq < before (0 = newest)
 	Limit   int      `json:"limit,omitempty"`   // sync, history, conversations
 	Ack     []Cursor `json:"ack,omitempty"`     // sync, ack: "I have everything up to seq"
+	Seq     int64    `json:"seq,omitempty"`     // read: everything up to seq is read
+	Users   []string `json:"users,omitempty"`   // presence: whose presence to report
+
+	// settings: fields to change; absent fields stay as they are.
+	Presence     string `json:"presence,omitempty"`      // everyone, contacts, nobody
+	ReadReceipts *bool  `json:"read_receipts,omitempty"` // share and see read receipts
 }
 
 // Cursor says a device has every message of Conv with From < seq <= Seq.
@@ -88,8 +94,13 @@ const (
 	EvHistory       EventType = "history"       // Msgs, More: reply to history
 	EvConversation  EventType = "conversation"  // Conv: reply to direct, group.*, conversation
 	EvConversations EventType = "conversations" // Convs: reply to conversations
-	EvOK            EventType = "ok"            // reply to ack
+	EvOK            EventType = "ok"            // reply to ack, read
 	EvError         EventType = "error"         // Error: a request failed
+	EvReceipt       EventType = "receipt"       // Receipt: a member received or read messages (inbox)
+	EvReceipts      EventType = "receipts"      // Receipts: reply to receipts
+	EvPresence      EventType = "presence"      // Presence: contacts came online or went offline (inbox, QoS 0), reply to presence
+	EvTyping        EventType = "typing"        // Typing: a member is typing (inbox, QoS 0)
+	EvSettings      EventType = "settings"      // Settings: reply to settings
 )
 
 // Event is every payload the broker publishes.
@@ -105,6 +116,55 @@ type Event struct {
 	Conv  *Conversation  `json:"conv,omitempty"`
 	Convs []Conversation `json:"convs,omitempty"`
 	Error *Error         `json:"error,omitempty"`
+
+	Unread   []Unread   `json:"unread,omitempty"` // sync (last page): conversations with unread messages
+	Receipt  *Receipt   `json:"receipt,omitempty"`
+	Receipts []Receipt  `json:"receipts,omitempty"`
+	Presence []Presence `json:"presence,omitempty"`
+	Typing   *Typing    `json:"typing,omitempty"`
+	Settings *Settings  `json:"settings,omitempty"`
+}
+
+// Unread tells how many messages of a conversation the user has not read.
+type Unread struct {
+	Conv    string `json:"conv"`
+	LastSeq int64  `json:"last_seq"`
+	Read    int64  `json:"read"`
+	Count   int64  `json:"count"`
+}
+
+// Receipt is how far a member has received and read a conversation.
+type Receipt struct {
+	Conv      string `json:"conv"`
+	User      string `json:"user"`
+	Delivered int64  `json:"delivered"`      // the member has every message up to here
+	Read      int64  `json:"read,omitempty"` // ... and has read up to here (absent when hidden)
+	// On receipt events: every other member has received (read) every
+	// message up to here — for the recipient's own messages, "delivered to
+	// all" / "read by all".
+	AllDelivered int64 `json:"all_delivered,omitempty"`
+	AllRead      int64 `json:"all_read,omitempty"`
+}
+
+// Presence is a user's online state as the asker may see it.
+type Presence struct {
+	User     string `json:"user"`
+	Online   bool   `json:"online"`
+	LastSeen int64  `json:"last_seen,omitempty"` // Unix milliseconds; absent when unknown or hidden
+	Hidden   bool   `json:"hidden,omitempty"`    // the user does not share presence with the asker
+}
+
+// Typing says a member is typing; it expires after TTL unless repeated.
+type Typing struct {
+	Conv string `json:"conv"`
+	User string `json:"user"`
+	TTL  int64  `json:"ttl_ms"`
+}
+
+// Settings are the user's privacy settings.
+type Settings struct {
+	Presence     string `json:"presence"` // everyone, contacts, nobody
+	ReadReceipts bool   `json:"read_receipts"`
 }
 
 // Message is a stored message as clients see it.
@@ -138,6 +198,8 @@ type Conversation struct {
 	Created   int64    `json:"created"` // Unix milliseconds
 	LastSeq   int64    `json:"last_seq"`
 	Members   []Member `json:"members,omitempty"`
+	Read      int64    `json:"read,omitempty"`   // conversations: your read position
+	Unread    int64    `json:"unread,omitempty"` // conversations: messages after it
 }
 
 // Conversation kinds (Conversation.Kind).
@@ -165,17 +227,18 @@ type Code string
 
 // Error codes carried in Error.Code.
 const (
-	CodeBadRequest  Code = "bad_request" // malformed JSON, missing or invalid field
-	CodeBadVersion  Code = "bad_version" // unsupported "v"
-	CodeUnknownOp   Code = "unknown_op"  // no such command
-	CodeTooLarge    Code = "too_large"   // payload or body over the limit
-	CodeNotFound    Code = "not_found"   // conversation or user does not exist
-	CodeNotMember   Code = "not_member"  // not an active member of the conversation
-	CodeForbidden   Code = "forbidden"   // role does not allow it
-	CodeExists      Code = "exists"      // already a member
-	CodeGroupFull   Code = "group_full"  // group size limit reached
-	CodeUnavailable Code = "unavailable" // store unavailable: retry later with the same cmid
-	CodeInternal    Code = "internal"    // unexpected server error
+	CodeBadRequest  Code = "bad_request"  // malformed JSON, missing or invalid field
+	CodeBadVersion  Code = "bad_version"  // unsupported "v"
+	CodeUnknownOp   Code = "unknown_op"   // no such command
+	CodeTooLarge    Code = "too_large"    // payload or body over the limit
+	CodeNotFound    Code = "not_found"    // conversation or user does not exist
+	CodeNotMember   Code = "not_member"   // not an active member of the conversation
+	CodeForbidden   Code = "forbidden"    // role does not allow it
+	CodeExists      Code = "exists"       // already a member
+	CodeGroupFull   Code = "group_full"   // group size limit reached
+	CodeRateLimited Code = "rate_limited" // too many requests of this kind: slow down
+	CodeUnavailable Code = "unavailable"  // store unavailable: retry later with the same cmid
+	CodeInternal    Code = "internal"     // unexpected server error
 )
 
 // Retryable reports whether the same request may succeed later.

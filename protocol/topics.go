@@ -127,12 +127,18 @@ const (
 	OpGroupRole     Op = "group.role"
 	OpConversations Op = "conversations"
 	OpConversation  Op = "conversation"
+	OpRead          Op = "read"
+	OpReceipts      Op = "receipts"
+	OpTyping        Op = "typing"
+	OpPresence      Op = "presence"
+	OpSettings      Op = "settings"
 )
 
 var knownOps = map[Op]bool{
 	OpSend: true, OpSync: true, OpAck: true, OpHistory: true, OpDirect: true,
 	OpGroupCreate: true, OpGroupAdd: true, OpGroupRemove: true, OpGroupLeave: true,
 	OpGroupRole: true, OpConversations: true, OpConversation: true,
+	OpRead: true, OpReceipts: true, OpTyping: true, OpPresence: true, OpSettings: true,
 }
 
 // Known reports whether op is a command the broker understands.
