@@ -186,8 +186,8 @@ func (b *Broker) Close(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// publisher injects broker-originated publishes at QoS 1 through msgr's
-// own inline client, so that they can carry MQTT 5 correlation data.
+// publisher injects broker-originated publishes through msgr's own inline
+// client, so that they can carry MQTT 5 correlation data.
 type publisher struct {
 	srv *mqtt.Server
 	cl  *mqtt.Client
@@ -195,6 +195,16 @@ type publisher struct {
 
 func (p *publisher) Publish(topic string, payload []byte) error {
 	return p.Reply(topic, payload, nil)
+}
+
+// Notify publishes at QoS 0: subscribers get it only if connected, and
+// nothing is queued for offline sessions.
+func (p *publisher) Notify(topic string, payload []byte) error {
+	return p.srv.InjectPacket(p.cl, packets.Packet{
+		FixedHeader: packets.FixedHeader{Type: packets.Publish},
+		TopicName:   topic,
+		Payload:     payload,
+	})
 }
 
 func (p *publisher) Reply(topic string, payload, correlation []byte) error {

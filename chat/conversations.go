@@ -98,9 +98,20 @@ func (s *Service) Conversations(ctx context.Context, dev Device, limit int) ([]p
 	if err != nil {
 		return nil, s.storeError("conversations", err)
 	}
+	unread, err := s.store.Unread(ctx, dev.User)
+	if err != nil {
+		return nil, s.storeError("conversations", err)
+	}
+	byConv := make(map[string]storage.Unread, len(unread))
+	for _, u := range unread {
+		byConv[u.ConvID] = u
+	}
 	out := make([]protocol.Conversation, len(cs))
 	for i, c := range cs {
 		out[i] = wireConversation(c, nil)
+		if u, ok := byConv[c.ID]; ok {
+			out[i].Read, out[i].Unread = u.Read, u.LastSeq-u.Read
+		}
 	}
 	return out, nil
 }

@@ -20,14 +20,19 @@ import (
 
 // Store is the part of storage.Store the chat core uses.
 type Store interface {
+	storage.Users
 	storage.Conversations
 	storage.Messages
 	storage.Cursors
+	storage.Receipts
 }
 
-// Publisher delivers a payload to an MQTT topic at QoS 1.
+// Publisher delivers payloads to MQTT topics: Publish at QoS 1 for what
+// must arrive, Notify at QoS 0 for ephemeral signals (presence, typing)
+// that are worthless once late and must not fill offline queues.
 type Publisher interface {
 	Publish(topic string, payload []byte) error
+	Notify(topic string, payload []byte) error
 }
 
 // Device identifies the authenticated device a command comes from.
@@ -77,27 +82,33 @@ func (c *Config) setDefaults() {
 
 // Service executes chat commands.
 type Service struct {
-	cfg    Config
-	store  Store
-	log    *slog.Logger
-	writer *writer
-	fanout *fanout
+	cfg      Config
+	store    Store
+	pub      Publisher
+	log      *slog.Logger
+	writer   *writer
+	fanout   *fanout
+	presence *presence
+	typing   *rateLimiter
 }
 
 // New starts a Service; Close stops its goroutines.
 func New(store Store, pub Publisher, cfg Config) *Service {
 	cfg.setDefaults()
-	s := &Service{cfg: cfg, store: store, log: cfg.Logger}
+	s := &Service{cfg: cfg, store: store, pub: pub, log: cfg.Logger}
 	s.fanout = newFanout(store, pub, cfg.FanoutWorkers, cfg.FanoutQueue, cfg.MemberCache, cfg.Now, cfg.Logger)
 	s.writer = newWriter(store, cfg.MaxBatch, s.fanout.enqueue)
+	s.presence = newPresence(store, pub, cfg.Now, cfg.Logger)
+	s.typing = newRateLimiter(typingInterval, cfg.Now)
 	return s
 }
 
 // Close stops accepting sends, waits for in-flight batches and drains the
-// fan-out queues.
+// fan-out and presence queues.
 func (s *Service) Close() {
 	s.writer.close()
 	s.fanout.close()
+	s.presence.close()
 }
 
 // Send validates and stores a text message and returns its "sent" receipt.
@@ -181,6 +192,8 @@ func validConvID(s string) bool {
 	_, err := ulid.ParseStrict(s)
 	return err == nil
 }
+
+func isNotFound(err error) bool { return errors.Is(err, storage.ErrNotFound) }
 
 // storeError logs an unexpected store failure and returns the retryable
 // error clients see; nothing was stored.

@@ -16,8 +16,12 @@ func (s *Service) Ack(ctx context.Context, dev Device, acks []protocol.Cursor) e
 	if len(updates) == 0 {
 		return nil
 	}
-	if err := s.store.AdvanceCursors(ctx, dev.User, dev.Device, updates); err != nil {
+	changes, err := s.store.AdvanceCursors(ctx, dev.User, dev.Device, updates)
+	if err != nil {
 		return s.storeError("ack", err)
+	}
+	for _, c := range changes {
+		s.notifyReceipt(ctx, c.Receipt, c.Prev, false)
 	}
 	return nil
 }
@@ -72,6 +76,19 @@ func (s *Service) Sync(ctx context.Context, dev Device, acks []protocol.Cursor, 
 		}
 	}
 	return out, false, nil
+}
+
+// Unread lists the user's conversations with unread messages.
+func (s *Service) Unread(ctx context.Context, dev Device) ([]protocol.Unread, error) {
+	us, err := s.store.Unread(ctx, dev.User)
+	if err != nil {
+		return nil, s.storeError("unread", err)
+	}
+	out := make([]protocol.Unread, len(us))
+	for i, u := range us {
+		out[i] = protocol.Unread{Conv: u.ConvID, LastSeq: u.LastSeq, Read: u.Read, Count: u.LastSeq - u.Read}
+	}
+	return out, nil
 }
 
 func pageLimit(limit int) (int, error) {

@@ -45,6 +45,7 @@ type Hook struct {
 	mqtt.HookBase
 	opts  Options
 	slots chan struct{}
+	acks  *ackBuffer
 	ctx   context.Context
 	stop  context.CancelFunc
 
@@ -68,7 +69,14 @@ func New(opts Options) *Hook {
 		opts.Logger = slog.Default()
 	}
 	ctx, stop := context.WithCancel(context.Background())
-	return &Hook{opts: opts, slots: make(chan struct{}, opts.SyncPushes), ctx: ctx, stop: stop}
+	h := &Hook{opts: opts, slots: make(chan struct{}, opts.SyncPushes), ctx: ctx, stop: stop}
+	h.acks = newAckBuffer(opts.Service.Ack)
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		h.acks.run(ctx, ackFlushInterval)
+	}()
+	return h
 }
 
 // ID implements mqtt.Hook.
@@ -76,7 +84,11 @@ func (h *Hook) ID() string { return "msgr-chat" }
 
 // Provides implements mqtt.Hook.
 func (h *Hook) Provides(b byte) bool {
-	return b == mqtt.OnPublish || b == mqtt.OnSubscribed
+	switch b {
+	case mqtt.OnPublish, mqtt.OnSubscribed, mqtt.OnSessionEstablished, mqtt.OnDisconnect, mqtt.OnPacketRead:
+		return true
+	}
+	return false
 }
 
 // Stop cancels sync pushes in progress and waits for them.
@@ -115,7 +127,10 @@ func (h *Hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		ev = protocol.Event{Type: protocol.EvError, Error: perr}
 	}
 	ev.V, ev.Op, ev.Req = protocol.Version, t.Op, req.ID
-	h.reply(dev, pk, ev)
+	if perr != nil || t.Op != protocol.OpTyping {
+		// A typing signal is fire-and-forget: only failures are answered.
+		h.reply(dev, pk, ev)
+	}
 	if perr != nil {
 		return pk, ackFor(cl, pk, perr)
 	}
@@ -164,11 +179,25 @@ func (h *Hook) execute(ctx context.Context, dev chat.Device, op protocol.Op, req
 		sent, err = svc.Send(ctx, dev, req)
 		ev = protocol.Event{Type: protocol.EvSent, Sent: &sent}
 	case protocol.OpSync:
-		ev.Type = protocol.EvSync
-		ev.Msgs, ev.More, err = svc.Sync(ctx, dev, req.Ack, req.Limit)
+		ev, err = h.syncPage(ctx, dev, req.Ack, req.Limit)
 	case protocol.OpAck:
 		ev.Type = protocol.EvOK
 		err = svc.Ack(ctx, dev, req.Ack)
+	case protocol.OpRead:
+		ev.Type = protocol.EvOK
+		err = svc.MarkRead(ctx, dev, req.Conv, req.Seq)
+	case protocol.OpReceipts:
+		ev.Type = protocol.EvReceipts
+		ev.Receipts, err = svc.Receipts(ctx, dev, req.Conv)
+	case protocol.OpTyping:
+		err = svc.Typing(ctx, dev, req.Conv)
+	case protocol.OpPresence:
+		ev.Type = protocol.EvPresence
+		ev.Presence, err = svc.Presence(ctx, dev, req.Users)
+	case protocol.OpSettings:
+		var set protocol.Settings
+		set, err = svc.Settings(ctx, dev, req.Presence, req.ReadReceipts)
+		ev = protocol.Event{Type: protocol.EvSettings, Settings: &set}
 	case protocol.OpHistory:
 		ev.Type = protocol.EvHistory
 		ev.Msgs, ev.More, err = svc.History(ctx, dev, req.Conv, req.Before, req.Limit)
@@ -251,6 +280,8 @@ func reasonCode(c protocol.Code) byte {
 		return packets.ErrNotAuthorized.Code
 	case protocol.CodeGroupFull:
 		return packets.ErrQuotaExceeded.Code
+	case protocol.CodeRateLimited:
+		return packets.ErrMessageRateTooHigh.Code
 	case protocol.CodeUnknownOp, protocol.CodeNotFound, protocol.CodeExists:
 		return packets.ErrImplementationSpecificError.Code
 	}
@@ -290,9 +321,8 @@ func (h *Hook) pushSync(dev chat.Device) {
 	}
 	ctx, cancel := context.WithTimeout(h.ctx, h.opts.Timeout)
 	defer cancel()
-	ev := protocol.Event{V: protocol.Version, Type: protocol.EvSync, Op: protocol.OpSync}
-	var err error
-	ev.Msgs, ev.More, err = h.opts.Service.Sync(ctx, dev, nil, 0)
+	ev, err := h.syncPage(ctx, dev, nil, 0)
+	ev.V, ev.Op = protocol.Version, protocol.OpSync
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
 			return
@@ -312,6 +342,7 @@ func checkFields(op protocol.Op, r protocol.Request) *protocol.Error {
 		{"conv", r.Conv != ""}, {"to", r.To != ""}, {"cmid", r.CMID != ""}, {"body", r.Body != nil},
 		{"user", r.User != ""}, {"role", r.Role != ""}, {"title", r.Title != ""}, {"members", r.Members != nil},
 		{"before", r.Before != 0}, {"limit", r.Limit != 0}, {"ack", r.Ack != nil},
+		{"seq", r.Seq != 0}, {"users", r.Users != nil}, {"presence", r.Presence != ""}, {"read_receipts", r.ReadReceipts != nil},
 	}
 	for _, f := range fields {
 		if f.set && !opTakes(op, f.name) {
@@ -339,10 +370,44 @@ func opTakes(op protocol.Op, field string) bool {
 		return field == "conv" || field == "user" || field == "role"
 	case protocol.OpGroupRemove:
 		return field == "conv" || field == "user"
-	case protocol.OpGroupLeave, protocol.OpConversation:
+	case protocol.OpGroupLeave, protocol.OpConversation, protocol.OpReceipts, protocol.OpTyping:
 		return field == "conv"
+	case protocol.OpRead:
+		return field == "conv" || field == "seq"
+	case protocol.OpPresence:
+		return field == "users"
+	case protocol.OpSettings:
+		return field == "presence" || field == "read_receipts"
 	case protocol.OpConversations:
 		return field == "limit"
 	}
 	return false
+}
+
+// syncPage returns one sync page; the last one (more == false) also lists
+// the conversations with unread messages.
+func (h *Hook) syncPage(ctx context.Context, dev chat.Device, acks []protocol.Cursor, limit int) (protocol.Event, error) {
+	ev := protocol.Event{Type: protocol.EvSync}
+	var err error
+	ev.Msgs, ev.More, err = h.opts.Service.Sync(ctx, dev, acks, limit)
+	if err == nil && !ev.More {
+		ev.Unread, err = h.opts.Service.Unread(ctx, dev)
+	}
+	return ev, err
+}
+
+// OnSessionEstablished counts the connection for presence.
+func (h *Hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
+	if user, _, ok := auth.Identity(cl); ok {
+		h.opts.Service.Connected(user, cl)
+	}
+}
+
+// OnDisconnect forgets the connection for presence. On a takeover mochi
+// calls it for the old connection after the new one is established, so
+// the user stays online.
+func (h *Hook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
+	if user, _, ok := auth.Identity(cl); ok {
+		h.opts.Service.Disconnected(user, cl)
+	}
 }

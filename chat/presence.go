@@ -1,0 +1,212 @@
+package chat
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/msgrhq/msgr/protocol"
+	"github.com/msgrhq/msgr/storage"
+)
+
+// presenceStore is what presence needs from the store.
+type presenceStore interface {
+	GetUser(ctx context.Context, id string) (storage.User, error)
+	SetLastSeen(ctx context.Context, id string, t time.Time) error
+	Contacts(ctx context.Context, id string) ([]string, error)
+	SharesConversation(ctx context.Context, a, b string) (bool, error)
+}
+
+// Conn identifies one connection of a device. Presence counts connections,
+// not client ids: on a session takeover mochi establishes the new
+// connection before it reports the old one gone, so the user never drops
+// to zero connections.
+type Conn any
+
+// presence tracks which users have a device connected to this node and
+// tells their direct contacts when they come online or go offline.
+// Transitions are handled in order by one goroutine so that contacts never
+// see "offline" overtake a later "online".
+type presence struct {
+	store presenceStore
+	pub   Publisher
+	now   func() time.Time
+	log   *slog.Logger
+
+	mu    sync.Mutex
+	conns map[string]map[Conn]struct{}
+
+	events chan presenceEvent
+	done   chan struct{}
+}
+
+type presenceEvent struct {
+	user   string
+	online bool
+	at     time.Time
+}
+
+func newPresence(store presenceStore, pub Publisher, now func() time.Time, log *slog.Logger) *presence {
+	p := &presence{
+		store:  store,
+		pub:    pub,
+		now:    now,
+		log:    log,
+		conns:  make(map[string]map[Conn]struct{}),
+		events: make(chan presenceEvent, 4096),
+		done:   make(chan struct{}),
+	}
+	go p.run()
+	return p
+}
+
+// connect records a connection; the user comes online with the first one.
+func (p *presence) connect(user string, c Conn) {
+	p.mu.Lock()
+	set := p.conns[user]
+	if set == nil {
+		set = make(map[Conn]struct{})
+		p.conns[user] = set
+	}
+	_, known := set[c]
+	set[c] = struct{}{}
+	if len(set) == 1 && !known {
+		// Queued under the lock so transitions keep their order.
+		p.events <- presenceEvent{user: user, online: true, at: p.now()}
+	}
+	p.mu.Unlock()
+}
+
+// disconnect forgets a connection; the user goes offline with the last one.
+func (p *presence) disconnect(user string, c Conn) {
+	p.mu.Lock()
+	set := p.conns[user]
+	_, known := set[c]
+	delete(set, c)
+	if known && len(set) == 0 {
+		delete(p.conns, user)
+		p.events <- presenceEvent{user: user, online: false, at: p.now()}
+	}
+	p.mu.Unlock()
+}
+
+func (p *presence) online(user string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.conns[user]) > 0
+}
+
+func (p *presence) run() {
+	defer close(p.done)
+	for ev := range p.events {
+		p.transition(ev)
+	}
+}
+
+func (p *presence) close() {
+	close(p.events)
+	<-p.done
+}
+
+// transition stores last seen (on connect too, so that after a crash last
+// seen is at worst the last connect, never "online forever") and tells the
+// user's direct contacts, unless the user hides presence.
+func (p *presence) transition(ev presenceEvent) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := p.store.SetLastSeen(ctx, ev.user, ev.at); err != nil {
+		p.log.Warn("presence: store last seen", "user", ev.user, "error", err)
+	}
+	u, err := p.store.GetUser(ctx, ev.user)
+	if err != nil {
+		p.log.Warn("presence: read settings", "user", ev.user, "error", err)
+		return
+	}
+	if u.Settings.Presence == storage.VisibleNobody {
+		return
+	}
+	contacts, err := p.store.Contacts(ctx, ev.user)
+	if err != nil {
+		p.log.Warn("presence: list contacts", "user", ev.user, "error", err)
+		return
+	}
+	state := protocol.Presence{User: ev.user, Online: ev.online}
+	if !ev.online {
+		state.LastSeen = ev.at.UnixMilli()
+	}
+	payload, err := json.Marshal(protocol.Event{V: protocol.Version, Type: protocol.EvPresence, Presence: []protocol.Presence{state}})
+	if err != nil {
+		p.log.Error("presence: encode", "error", err)
+		return
+	}
+	for _, c := range contacts {
+		if err := p.pub.Notify(protocol.InboxTopic(c), payload); err != nil {
+			p.log.Warn("presence: publish", "user", c, "error", err)
+		}
+	}
+}
+
+// Connected records that a device of user connected (conn identifies the
+// connection, e.g. the mochi client).
+func (s *Service) Connected(user string, conn Conn) { s.presence.connect(user, conn) }
+
+// Disconnected records that the connection is gone.
+func (s *Service) Disconnected(user string, conn Conn) { s.presence.disconnect(user, conn) }
+
+// maxPresenceQuery bounds one presence request.
+const maxPresenceQuery = 100
+
+// Presence reports users' presence as dev's user may see it.
+func (s *Service) Presence(ctx context.Context, dev Device, users []string) ([]protocol.Presence, error) {
+	if len(users) == 0 || len(users) > maxPresenceQuery {
+		return nil, protocol.Errorf(protocol.CodeBadRequest, "presence: 1-%d users required", maxPresenceQuery)
+	}
+	out := make([]protocol.Presence, 0, len(users))
+	for _, id := range users {
+		if !protocol.ValidID(id) {
+			return nil, protocol.Errorf(protocol.CodeBadRequest, "presence: invalid user id %q", id)
+		}
+		u, err := s.store.GetUser(ctx, id)
+		if err != nil {
+			// An unknown user looks like a hidden one: presence does not
+			// reveal which accounts exist.
+			if isNotFound(err) {
+				out = append(out, protocol.Presence{User: id, Hidden: true})
+				continue
+			}
+			return nil, s.storeError("presence", err)
+		}
+		visible, err := s.canSee(ctx, dev.User, u)
+		if err != nil {
+			return nil, err
+		}
+		if !visible {
+			out = append(out, protocol.Presence{User: id, Hidden: true})
+			continue
+		}
+		p := protocol.Presence{User: id, Online: s.presence.online(id)}
+		if !u.LastSeen.IsZero() {
+			p.LastSeen = u.LastSeen.UnixMilli()
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+func (s *Service) canSee(ctx context.Context, me string, u storage.User) (bool, error) {
+	switch {
+	case u.ID == me:
+		return true, nil
+	case u.Settings.Presence == storage.VisibleEveryone:
+		return true, nil
+	case u.Settings.Presence == storage.VisibleNobody:
+		return false, nil
+	}
+	shares, err := s.store.SharesConversation(ctx, me, u.ID)
+	if err != nil {
+		return false, s.storeError("presence", err)
+	}
+	return shares, nil
+}
