@@ -221,11 +221,11 @@ func (s *Store) GetConversation(ctx context.Context, id string) (storage.Convers
 	return c, nil
 }
 
-const memberColumns = "conv_id, user_id, role, from_seq, coalesce(until_seq, 0), joined_at"
+const memberColumns = "conv_id, user_id, role, from_seq, coalesce(until_seq, 0), joined_at, delivered_seq, read_seq"
 
 func scanMember(row pgx.Row) (storage.Member, error) {
 	var m storage.Member
-	err := row.Scan(&m.ConvID, &m.UserID, &m.Role, &m.FromSeq, &m.UntilSeq, &m.JoinedAt)
+	err := row.Scan(&m.ConvID, &m.UserID, &m.Role, &m.FromSeq, &m.UntilSeq, &m.JoinedAt, &m.Delivered, &m.Read)
 	m.JoinedAt = m.JoinedAt.UTC()
 	return m, err
 }

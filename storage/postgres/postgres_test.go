@@ -151,6 +151,63 @@ func TestMigrateRefusesNewerSchema(t *testing.T) {
 	}
 }
 
+// TestUpgradeFromV1 opens a database created by the first schema version,
+// with data: the receipts migration must keep it and derive Delivered from
+// the device cursors.
+func TestUpgradeFromV1(t *testing.T) {
+	u := freshSchema(t)
+	ctx := context.Background()
+	v1, err := os.ReadFile("migrations/0001_init.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := connect(t, u)
+	for _, q := range []string{
+		string(v1),
+		`CREATE TABLE schema_migrations (version int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`,
+		`INSERT INTO schema_migrations (version, name) VALUES (1, '0001_init.sql')`,
+		`INSERT INTO users (id, password_hash, created_at) VALUES ('alice', 'h', now()), ('bob', 'h', now())`,
+		`INSERT INTO conversations (id, kind, created_by, created_at, last_seq, last_at) VALUES ('ab', 'direct', 'alice', now(), 6, now())`,
+		`INSERT INTO direct_pairs (user_lo, user_hi, conv_id) VALUES ('alice', 'bob', 'ab')`,
+		`INSERT INTO members (conv_id, user_id, role, from_seq, joined_at) VALUES ('ab', 'alice', 'member', 1, now()), ('ab', 'bob', 'member', 1, now())`,
+		`INSERT INTO device_cursors (user_id, device_id, conv_id, seq) VALUES ('alice', 'phone', 'ab', 3), ('alice', 'laptop', 'ab', 5)`,
+	} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+
+	s := openStore(t, u)
+	user, err := s.GetUser(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if user.Settings != storage.DefaultSettings() || !user.LastSeen.IsZero() {
+		t.Errorf("upgraded user: settings %+v, last seen %v; want defaults, never", user.Settings, user.LastSeen)
+	}
+	for id, want := range map[string]int64{"alice": 5, "bob": 0} {
+		m, err := s.GetMember(ctx, "ab", id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Delivered != want || m.Read != 0 {
+			t.Errorf("upgraded member %s: Delivered %d, Read %d; want %d, 0", id, m.Delivered, m.Read, want)
+		}
+	}
+	contacts, err := s.Contacts(ctx, "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(contacts) != 1 || contacts[0] != "alice" {
+		t.Errorf("Contacts(bob) = %v, want [alice]", contacts)
+	}
+	// The presence check was added without validating old rows; it must
+	// still hold for new writes.
+	if err := s.SetSettings(ctx, "alice", storage.Settings{Presence: "friends"}); err == nil {
+		t.Error("SetSettings accepted presence \"friends\" after the upgrade")
+	}
+}
+
 func connect(tb testing.TB, databaseURL string) *pgx.Conn {
 	tb.Helper()
 	conn, err := pgx.Connect(context.Background(), databaseURL)
@@ -376,7 +433,7 @@ func TestAdvanceCursorsFrom(t *testing.T) {
 		{[]storage.CursorUpdate{{ConvID: "nope", From: 0, Seq: 3}, {ConvID: "g", From: 4, Seq: 10}}, 10},
 	}
 	for i, step := range steps {
-		if err := s.AdvanceCursors(ctx, "alice", "phone", step.updates); err != nil {
+		if _, err := s.AdvanceCursors(ctx, "alice", "phone", step.updates); err != nil {
 			t.Fatal(err)
 		}
 		pending, err := s.PendingConversations(ctx, "alice", "phone")

@@ -226,12 +226,12 @@ func (s *Store) GetMember(ctx context.Context, convID, userID string) (storage.M
 	return m, nil
 }
 
-const memberColumns = `conv_id, user_id, role, from_seq, until_seq, joined_at`
+const memberColumns = `conv_id, user_id, role, from_seq, until_seq, joined_at, delivered_seq, read_seq`
 
 func scanMember(sc interface{ Scan(...any) error }) (storage.Member, error) {
 	var m storage.Member
 	var joined int64
-	if err := sc.Scan(&m.ConvID, &m.UserID, &m.Role, &m.FromSeq, &m.UntilSeq, &joined); err != nil {
+	if err := sc.Scan(&m.ConvID, &m.UserID, &m.Role, &m.FromSeq, &m.UntilSeq, &joined, &m.Delivered, &m.Read); err != nil {
 		return storage.Member{}, err
 	}
 	m.JoinedAt = fromMillis(joined)

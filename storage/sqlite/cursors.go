@@ -3,7 +3,10 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/msgrhq/msgr/storage"
 )
@@ -45,11 +48,12 @@ func (s *Store) PendingConversations(ctx context.Context, userID, deviceID strin
 }
 
 // advanceSQL applies one CursorUpdate (?1 user, ?2 device, ?3 conversation,
-// ?4 From, ?5 Seq). The device's position is its cursor row or, lacking
-// one, FromSeq-1 of its membership; the new position is capped at the
-// newest seq the member can see, so acknowledging beyond the end cannot
-// skip messages not yet written. A user who never belonged to the
-// conversation has no members row: the update is ignored.
+// ?4 From, ?5 Seq) and returns the new cursor, or no row when it did not
+// move. The device's position is its cursor row or, lacking one, FromSeq-1
+// of its membership; the new position is capped at the newest seq the
+// member can see, so acknowledging beyond the end cannot skip messages not
+// yet written. A user who never belonged to the conversation has no members
+// row: the update is ignored.
 const advanceSQL = `
 INSERT INTO device_cursors (user_id, device_id, conv_id, seq)
 SELECT user_id, ?2, conv_id, target FROM (
@@ -63,28 +67,72 @@ SELECT user_id, ?2, conv_id, target FROM (
 )
 WHERE pos >= ?4 AND pos < target
 ON CONFLICT (user_id, device_id, conv_id) DO UPDATE SET seq = excluded.seq
-WHERE excluded.seq > device_cursors.seq`
+WHERE excluded.seq > device_cursors.seq
+RETURNING seq`
 
-// AdvanceCursors applies updates, in order, in one transaction.
-func (s *Store) AdvanceCursors(ctx context.Context, userID, deviceID string, updates []storage.CursorUpdate) error {
+// AdvanceCursors applies updates, in order, in one transaction, and returns
+// the members whose Delivered rose, one per conversation (Prev from before
+// the call, the receipt after it), ordered by ConvID. The write connection
+// serializes writers, so reading Delivered and then raising it is safe.
+func (s *Store) AdvanceCursors(ctx context.Context, userID, deviceID string, updates []storage.CursorUpdate) ([]storage.DeliveredChange, error) {
 	if len(updates) == 0 {
-		return nil
+		return nil, nil
 	}
+	changes := make(map[string]storage.DeliveredChange)
 	err := inTx(ctx, s.w, func(tx *sql.Tx) error {
-		st, err := tx.PrepareContext(ctx, advanceSQL)
+		advance, err := tx.PrepareContext(ctx, advanceSQL)
 		if err != nil {
 			return err
 		}
-		defer st.Close()
+		defer advance.Close()
+		receipt, err := tx.PrepareContext(ctx, `SELECT delivered_seq, read_seq FROM members WHERE conv_id = ? AND user_id = ?`)
+		if err != nil {
+			return err
+		}
+		defer receipt.Close()
+		deliver, err := tx.PrepareContext(ctx, `UPDATE members SET delivered_seq = ? WHERE conv_id = ? AND user_id = ?`)
+		if err != nil {
+			return err
+		}
+		defer deliver.Close()
 		for _, u := range updates {
-			if _, err := st.ExecContext(ctx, userID, deviceID, u.ConvID, u.From, u.Seq); err != nil {
+			var cursor int64
+			err := advance.QueryRowContext(ctx, userID, deviceID, u.ConvID, u.From, u.Seq).Scan(&cursor)
+			if errors.Is(err, sql.ErrNoRows) {
+				continue // the cursor did not move
+			}
+			if err != nil {
 				return err
 			}
+			var delivered, read int64
+			if err := receipt.QueryRowContext(ctx, u.ConvID, userID).Scan(&delivered, &read); err != nil {
+				return err
+			}
+			if cursor <= delivered {
+				continue // another device got this far already
+			}
+			if _, err := deliver.ExecContext(ctx, cursor, u.ConvID, userID); err != nil {
+				return err
+			}
+			c, seen := changes[u.ConvID]
+			if !seen {
+				c.Prev = delivered
+			}
+			c.Receipt = storage.Receipt{ConvID: u.ConvID, UserID: userID, Delivered: cursor, Read: read}
+			changes[u.ConvID] = c
 		}
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("sqlite: advance cursors of %q/%q: %w", userID, deviceID, err)
+		return nil, fmt.Errorf("sqlite: advance cursors of %q/%q: %w", userID, deviceID, err)
 	}
-	return nil
+	if len(changes) == 0 {
+		return nil, nil
+	}
+	out := make([]storage.DeliveredChange, 0, len(changes))
+	for _, c := range changes {
+		out = append(out, c)
+	}
+	slices.SortFunc(out, func(a, b storage.DeliveredChange) int { return strings.Compare(a.ConvID, b.ConvID) })
+	return out, nil
 }

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"path/filepath"
 	"sync"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/msgrhq/msgr/storage"
+	"github.com/msgrhq/msgr/storage/migrate"
 	"github.com/msgrhq/msgr/storage/storetest"
 )
 
@@ -89,6 +91,64 @@ func TestReopen(t *testing.T) {
 	}
 	if n != version || version < 1 {
 		t.Errorf("schema_migrations has %d rows up to version %d; want one per version", n, version)
+	}
+}
+
+// TestUpgradeFromV1 opens a database created by the first schema version,
+// with data: the receipts migration must keep it and derive Delivered from
+// the device cursors.
+func TestUpgradeFromV1(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "msgr.db")
+	ctx := t.Context()
+	all, err := migrate.Load(migrations, "migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		all[0].SQL,
+		`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`,
+		`INSERT INTO schema_migrations VALUES (1, '0001_init.sql', 0)`,
+		`INSERT INTO users (id, password_hash, created_at) VALUES ('alice', 'h', 0), ('bob', 'h', 0)`,
+		`INSERT INTO conversations (id, kind, created_by, created_at, last_seq, last_at) VALUES ('ab', 'direct', 'alice', 0, 6, 0)`,
+		`INSERT INTO direct_pairs (user_lo, user_hi, conv_id) VALUES ('alice', 'bob', 'ab')`,
+		`INSERT INTO members (conv_id, user_id, role, from_seq, joined_at) VALUES ('ab', 'alice', 'member', 1, 0), ('ab', 'bob', 'member', 1, 0)`,
+		`INSERT INTO device_cursors (user_id, device_id, conv_id, seq) VALUES ('alice', 'phone', 'ab', 3), ('alice', 'laptop', 'ab', 5)`,
+	} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s := open(t, path)
+	u, err := s.GetUser(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Settings != storage.DefaultSettings() || !u.LastSeen.IsZero() {
+		t.Errorf("upgraded user: settings %+v, last seen %v; want defaults, never", u.Settings, u.LastSeen)
+	}
+	for user, want := range map[string]int64{"alice": 5, "bob": 0} {
+		m, err := s.GetMember(ctx, "ab", user)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Delivered != want || m.Read != 0 {
+			t.Errorf("upgraded member %s: Delivered %d, Read %d; want %d, 0", user, m.Delivered, m.Read, want)
+		}
+	}
+	contacts, err := s.Contacts(ctx, "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(contacts) != 1 || contacts[0] != "alice" {
+		t.Errorf("Contacts(bob) = %v, want [alice]", contacts)
 	}
 }
 

@@ -17,9 +17,12 @@ func checkPending(t *testing.T, s storage.Store, user, device string, want []sto
 	checkDeepEqual(t, "PendingConversations("+user+", "+device+")", got, want)
 }
 
-func advance(t *testing.T, s storage.Store, user, device string, updates ...storage.CursorUpdate) {
+// advance applies updates and returns the Delivered changes they caused.
+func advance(t *testing.T, s storage.Store, user, device string, updates ...storage.CursorUpdate) []storage.DeliveredChange {
 	t.Helper()
-	must(t, "AdvanceCursors", s.AdvanceCursors(t.Context(), user, device, updates))
+	changes, err := s.AdvanceCursors(t.Context(), user, device, updates)
+	must(t, "AdvanceCursors", err)
+	return changes
 }
 
 func testPendingConversations(t *testing.T, open func(t *testing.T) storage.Store) {

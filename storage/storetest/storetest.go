@@ -29,6 +29,10 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 	}{
 		{"Ping", testPing},
 		{"Users", testUsers},
+		{"Settings", testSettings},
+		{"LastSeen", testLastSeen},
+		{"Contacts", testContacts},
+		{"SharesConversation", testSharesConversation},
 		{"Devices", testDevices},
 		{"DirectConversation", testDirectConversation},
 		{"CreateGroup", testCreateGroup},
@@ -44,6 +48,13 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"PendingConversations", testPendingConversations},
 		{"AdvanceCursors", testAdvanceCursors},
 		{"CursorConditions", testCursorConditions},
+		{"MemberReceipts", testMemberReceipts},
+		{"AdvanceReceipts", testAdvanceReceipts},
+		{"MarkRead", testMarkRead},
+		{"Receipts", testReceipts},
+		{"Senders", testSenders},
+		{"Unread", testUnread},
+		{"ReceiptsConcurrent", testReceiptsConcurrent},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open) })

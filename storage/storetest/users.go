@@ -1,7 +1,9 @@
 package storetest
 
 import (
+	"fmt"
 	"testing"
+	"time"
 
 	"github.com/msgrhq/msgr/storage"
 )
@@ -98,5 +100,192 @@ func testDevices(t *testing.T, open func(t *testing.T) storage.Store) {
 
 	t.Run("per user", func(t *testing.T) {
 		list(t, "bob", []storage.Device{{UserID: "bob", DeviceID: "phone", CreatedAt: at(300), LastSeen: at(300)}})
+	})
+}
+
+func testSettings(t *testing.T, open func(t *testing.T) storage.Store) {
+	s := open(t)
+	ctx := t.Context()
+	createUsers(t, s, "alice", "bob") // zero Settings
+	quiet := storage.Settings{Presence: storage.VisibleNobody, ReadReceipts: false}
+	must(t, "CreateUser", s.CreateUser(ctx, storage.User{ID: "carol", PasswordHash: "hash-carol", CreatedAt: at(0), Settings: quiet}))
+
+	checkSettings := func(t *testing.T, id string, want storage.Settings) {
+		t.Helper()
+		u, err := s.GetUser(ctx, id)
+		must(t, "GetUser", err)
+		if u.Settings != want {
+			t.Errorf("GetUser(%s).Settings = %+v, want %+v", id, u.Settings, want)
+		}
+		if u.PasswordHash != "hash-"+id {
+			t.Errorf("GetUser(%s).PasswordHash = %q: settings touched the password", id, u.PasswordHash)
+		}
+	}
+
+	t.Run("zero settings become the defaults", func(t *testing.T) {
+		checkSettings(t, "alice", storage.DefaultSettings())
+	})
+	t.Run("given settings are kept", func(t *testing.T) { checkSettings(t, "carol", quiet) })
+
+	for _, st := range []storage.Settings{
+		{Presence: storage.VisibleEveryone, ReadReceipts: true},
+		{Presence: storage.VisibleEveryone, ReadReceipts: false},
+		{Presence: storage.VisibleNobody, ReadReceipts: true},
+		{Presence: storage.VisibleContacts, ReadReceipts: false},
+		{Presence: storage.VisibleContacts, ReadReceipts: true},
+	} {
+		t.Run(fmt.Sprintf("set %s receipts %v", st.Presence, st.ReadReceipts), func(t *testing.T) {
+			must(t, "SetSettings", s.SetSettings(ctx, "alice", st))
+			checkSettings(t, "alice", st)
+			checkSettings(t, "bob", storage.DefaultSettings())
+		})
+	}
+
+	t.Run("unknown user", func(t *testing.T) {
+		checkErr(t, "SetSettings", s.SetSettings(ctx, "ghost", quiet), storage.ErrNotFound)
+		_, err := s.GetUser(ctx, "ghost")
+		checkErr(t, "GetUser after SetSettings", err, storage.ErrNotFound)
+	})
+
+	t.Run("unknown visibility rejected", func(t *testing.T) {
+		err := s.SetSettings(ctx, "carol", storage.Settings{Presence: "friends", ReadReceipts: true})
+		if err == nil {
+			t.Error("SetSettings accepted presence \"friends\"")
+		}
+		checkSettings(t, "carol", quiet)
+	})
+}
+
+func testLastSeen(t *testing.T, open func(t *testing.T) storage.Store) {
+	s := open(t)
+	ctx := t.Context()
+	createUsers(t, s, "alice", "bob")
+
+	checkLastSeen := func(t *testing.T, id string, want time.Time) {
+		t.Helper()
+		u, err := s.GetUser(ctx, id)
+		must(t, "GetUser", err)
+		if want.IsZero() {
+			if !u.LastSeen.IsZero() {
+				t.Errorf("GetUser(%s).LastSeen = %v, want zero (never seen)", id, u.LastSeen)
+			}
+			return
+		}
+		if !ms(u.LastSeen).Equal(ms(want)) {
+			t.Errorf("GetUser(%s).LastSeen = %v, want %v", id, u.LastSeen, ms(want))
+		}
+	}
+
+	t.Run("never seen", func(t *testing.T) { checkLastSeen(t, "alice", time.Time{}) })
+
+	// Each step runs in order; at() carries a sub-millisecond part, and
+	// neighbouring steps differ by 1ms, so a store keeping whole seconds
+	// fails.
+	steps := []struct {
+		name string
+		set  time.Time
+		want time.Time
+	}{
+		{"first", at(1000), at(1000)},
+		{"later", at(1001), at(1001)},
+		{"much later", at(86_400_000), at(86_400_000)},
+		{"earlier is ignored", at(1002), at(86_400_000)},
+		{"one millisecond later", at(86_400_001), at(86_400_001)},
+	}
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			must(t, "SetLastSeen", s.SetLastSeen(ctx, "alice", st.set))
+			checkLastSeen(t, "alice", st.want)
+			checkLastSeen(t, "bob", time.Time{})
+		})
+	}
+
+	t.Run("unknown user", func(t *testing.T) {
+		checkErr(t, "SetLastSeen", s.SetLastSeen(ctx, "ghost", at(5)), storage.ErrNotFound)
+	})
+}
+
+func testContacts(t *testing.T, open func(t *testing.T) storage.Store) {
+	s := open(t)
+	ctx := t.Context()
+	createUsers(t, s, "alice", "bob", "carol", "dave", "erin", "frank")
+	direct(t, s, "alice", "bob", "ab", at(0))
+	direct(t, s, "carol", "alice", "ac", at(0))
+	direct(t, s, "dave", "bob", "bd", at(0))
+	appendOK(t, s, text("ab", "alice", "1", at(1)))
+	// Group co-members are not contacts, even in a group of two.
+	group(t, s, "g", "alice", []string{"erin", "frank"}, at(0))
+	group(t, s, "pair", "erin", []string{"frank"}, at(0))
+
+	tests := []struct {
+		user string
+		want []string
+	}{
+		{"alice", []string{"bob", "carol"}},
+		{"bob", []string{"alice", "dave"}}, // bob is the higher id of one pair and the lower of the other
+		{"carol", []string{"alice"}},
+		{"dave", []string{"bob"}},
+		{"erin", nil},
+		{"frank", nil},
+		{"ghost", nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.user, func(t *testing.T) {
+			got, err := s.Contacts(ctx, tc.user)
+			must(t, "Contacts", err)
+			if len(got) != 0 || len(tc.want) != 0 {
+				checkDeepEqual(t, "Contacts("+tc.user+")", got, tc.want)
+			}
+		})
+	}
+}
+
+func testSharesConversation(t *testing.T, open func(t *testing.T) storage.Store) {
+	s := open(t)
+	ctx := t.Context()
+	createUsers(t, s, "alice", "bob", "carol", "dave", "erin", "frank")
+	group(t, s, "g", "alice", []string{"bob", "carol"}, at(0))
+	direct(t, s, "alice", "dave", "ad", at(0))
+	group(t, s, "k", "frank", []string{"bob", "dave"}, at(0))
+	for _, u := range []string{"bob", "dave"} {
+		_, err := s.RemoveMember(ctx, "k", u, note("k", "frank", "remove-"+u, at(1)))
+		must(t, "RemoveMember", err)
+	}
+	_, err := s.RemoveMember(ctx, "g", "carol", note("g", "alice", "remove-carol", at(2)))
+	must(t, "RemoveMember", err)
+
+	tests := []struct {
+		a, b string
+		want bool
+	}{
+		{"alice", "bob", true}, // group
+		{"bob", "alice", true},
+		{"alice", "dave", true}, // direct
+		{"dave", "alice", true},
+		{"bob", "dave", false},    // both only past members of k
+		{"alice", "carol", false}, // carol was removed from g
+		{"carol", "bob", false},
+		{"frank", "bob", false},  // bob was removed from k
+		{"alice", "erin", false}, // erin is in nothing
+		{"alice", "ghost", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.a+"/"+tc.b, func(t *testing.T) {
+			got, err := s.SharesConversation(ctx, tc.a, tc.b)
+			must(t, "SharesConversation", err)
+			if got != tc.want {
+				t.Errorf("SharesConversation(%s, %s) = %v, want %v", tc.a, tc.b, got, tc.want)
+			}
+		})
+	}
+
+	t.Run("re-added member shares again", func(t *testing.T) {
+		_, err := s.AddMember(ctx, "g", "carol", storage.RoleMember, maxMembers, note("g", "alice", "readd-carol", at(3)))
+		must(t, "AddMember", err)
+		got, err := s.SharesConversation(ctx, "bob", "carol")
+		must(t, "SharesConversation", err)
+		if !got {
+			t.Error("SharesConversation(bob, carol) = false after carol was re-added")
+		}
 	})
 }
