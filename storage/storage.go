@@ -52,6 +52,32 @@ type User struct {
 	ID           string
 	PasswordHash string // PHC-formatted argon2id hash
 	CreatedAt    time.Time
+	Settings     Settings  // CreateUser stores DefaultSettings() when zero
+	LastSeen     time.Time // zero until the user's last device first disconnects
+}
+
+// Visibility says who may see a user's presence (online, last seen).
+type Visibility string
+
+// Visibilities.
+const (
+	VisibleEveryone Visibility = "everyone"
+	VisibleContacts Visibility = "contacts" // users sharing a conversation
+	VisibleNobody   Visibility = "nobody"
+)
+
+// Settings are a user's privacy choices.
+type Settings struct {
+	Presence Visibility
+	// ReadReceipts off hides the user's read receipts from others and
+	// others' read receipts from the user, as WhatsApp does. Delivery
+	// receipts are unaffected.
+	ReadReceipts bool
+}
+
+// DefaultSettings are a new user's settings.
+func DefaultSettings() Settings {
+	return Settings{Presence: VisibleContacts, ReadReceipts: true}
 }
 
 // Device is one client of a user; its MQTT client id is "user/device".
@@ -82,6 +108,12 @@ type Member struct {
 	FromSeq  int64
 	UntilSeq int64 // 0 while the membership is active
 	JoinedAt time.Time
+	// Delivered is the highest cursor of any of the user's devices: the
+	// user has received every message up to it. Read is the highest seq
+	// the user reported read, 0 until the first report. Read <= Delivered
+	// always holds: reading implies receiving.
+	Delivered int64
+	Read      int64
 }
 
 // Active reports whether the membership is current.
@@ -134,6 +166,27 @@ type ConvCursor struct {
 	FromSeq int64
 }
 
+// Receipt is how far a member has received and read a conversation.
+type Receipt struct {
+	ConvID    string
+	UserID    string
+	Delivered int64
+	Read      int64
+}
+
+// DeliveredChange is a member's Delivered moving up from Prev.
+type DeliveredChange struct {
+	Receipt
+	Prev int64
+}
+
+// Unread is a conversation with messages the user has not read.
+type Unread struct {
+	ConvID  string
+	LastSeq int64 // newest seq visible to the member
+	Read    int64 // max(member Read, FromSeq-1)
+}
+
 // CursorUpdate reports that a device has every message of ConvID with
 // From < seq <= Seq. The cursor moves to Seq only if it is already at least
 // From (a device without a cursor row is at its membership's FromSeq-1), so
@@ -154,6 +207,16 @@ type Users interface {
 	GetUser(ctx context.Context, id string) (User, error)
 	// SetPassword replaces a user's password hash; ErrNotFound if absent.
 	SetPassword(ctx context.Context, id, hash string) error
+	// SetSettings replaces a user's settings; ErrNotFound if absent.
+	SetSettings(ctx context.Context, id string, s Settings) error
+	// SetLastSeen records when the user was last online; ErrNotFound if absent.
+	SetLastSeen(ctx context.Context, id string, t time.Time) error
+	// Contacts lists, ordered, the users sharing an active direct
+	// conversation with id (both still members).
+	Contacts(ctx context.Context, id string) ([]string, error)
+	// SharesConversation reports whether a and b are both active members of
+	// at least one conversation.
+	SharesConversation(ctx context.Context, a, b string) (bool, error)
 }
 
 // Devices stores the devices (MQTT client ids) of users.
@@ -224,8 +287,29 @@ type Cursors interface {
 	// AdvanceCursors applies updates in order (see CursorUpdate for the
 	// From condition); a cursor never moves backwards, so replays and
 	// reordering are harmless. Updates for conversations the user never
-	// belonged to are ignored.
-	AdvanceCursors(ctx context.Context, userID, deviceID string, updates []CursorUpdate) error
+	// belonged to are ignored. A member's Delivered follows the highest
+	// cursor of the user's devices; AdvanceCursors returns the receipts
+	// whose Delivered increased (new values, with the value before this
+	// call in Prev, one per conversation, ordered by ConvID), so that the
+	// senders of messages in (Prev, Delivered] can be told.
+	AdvanceCursors(ctx context.Context, userID, deviceID string, updates []CursorUpdate) ([]DeliveredChange, error)
+}
+
+// Receipts stores what members have read and answers receipt queries.
+type Receipts interface {
+	// MarkRead raises the member's Read to seq, capped at the newest seq the
+	// member can see, and raises Delivered to at least Read. It returns the
+	// receipt afterwards and whether Read changed. ErrNotMember if the user
+	// never belonged to the conversation.
+	MarkRead(ctx context.Context, userID, convID string, seq int64) (Receipt, bool, error)
+	// Receipts returns the active members' receipts, ordered by UserID.
+	Receipts(ctx context.Context, convID string) ([]Receipt, error)
+	// Senders returns the distinct senders of messages with after < seq <=
+	// upTo, ordered.
+	Senders(ctx context.Context, convID string, after, upTo int64) ([]string, error)
+	// Unread lists the conversations the user can see with messages past
+	// their Read (and past FromSeq-1), ordered by ConvID.
+	Unread(ctx context.Context, userID string) ([]Unread, error)
 }
 
 // Store is everything msgr keeps durably. Implementations must pass
@@ -236,6 +320,7 @@ type Store interface {
 	Conversations
 	Messages
 	Cursors
+	Receipts
 	// Ping checks the store can serve requests.
 	Ping(ctx context.Context) error
 	// Close releases resources.
