@@ -94,8 +94,8 @@ func TestConfigValidate(t *testing.T) {
 }
 
 func TestConfigParse(t *testing.T) {
-	env := func(vars map[string]string) func(string) string {
-		return func(k string) string { return vars[k] }
+	env := func(vars map[string]string) func(string) (string, bool) {
+		return func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
 	}
 	tests := []struct {
 		name    string
@@ -163,6 +163,12 @@ func TestConfigParse(t *testing.T) {
 				}
 			}},
 		{name: "help", args: []string{"-h"}, wantErr: flag.ErrHelp.Error()},
+		{name: "empty env disables a listener", env: map[string]string{"MSGR_WS_ADDR": "", "MSGR_HTTP_ADDR": ""},
+			check: func(t *testing.T, c broker.Config) {
+				if c.WSAddr != "" || c.HTTPAddr != "" {
+					t.Errorf("ws %q http %q, want both disabled", c.WSAddr, c.HTTPAddr)
+				}
+			}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -189,7 +195,7 @@ func TestConfigEveryFlagHasEnv(t *testing.T) {
 	asked := map[string]bool{}
 	cfg := broker.DefaultConfig()
 	fs := flag.NewFlagSet("msgrd", flag.ContinueOnError)
-	if err := cfg.Parse(fs, nil, func(k string) string { asked[k] = true; return "" }); err != nil {
+	if err := cfg.Parse(fs, nil, func(k string) (string, bool) { asked[k] = true; return "", false }); err != nil {
 		t.Fatal(err)
 	}
 	n := 0
