@@ -40,6 +40,7 @@ type Broker struct {
 	svc   *chat.Service
 	mqtt  *mqtt.Server
 	http  *http.Server
+	conns *connTracker
 
 	mqttAddr, wsAddr, httpAddr net.Addr
 }
@@ -63,7 +64,7 @@ func New(cfg Config, store storage.Store, log *slog.Logger) (*Broker, error) {
 		MaxMembers:   cfg.MaxGroupMembers,
 		Logger:       log,
 	})
-	b := &Broker{cfg: cfg, log: log, store: store, svc: svc, mqtt: srv}
+	b := &Broker{cfg: cfg, log: log, store: store, svc: svc, mqtt: srv, conns: newConnTracker()}
 	hooks := []mqtt.Hook{
 		authhook.New(authhook.Options{
 			Users:          store,
@@ -72,7 +73,7 @@ func New(cfg Config, store storage.Store, log *slog.Logger) (*Broker, error) {
 			AllowAnonymous: cfg.AllowAnonymous,
 			Logger:         log,
 		}),
-		acl.New(cfg.grants),
+		acl.New(cfg.grants, srv.SendConnack),
 		&session.Hook{},
 		chathook.New(chathook.Options{
 			Service:         svc,
@@ -95,6 +96,12 @@ func New(cfg Config, store storage.Store, log *slog.Logger) (*Broker, error) {
 	return b, nil
 }
 
+// mochi listener ids; Close closes them by id.
+const (
+	tcpListenerID = "tcp"
+	wsListenerID  = "ws"
+)
+
 // listen opens every configured listener and starts serving.
 func (b *Broker) listen() error {
 	tcp, err := net.Listen("tcp", b.cfg.MQTTAddr)
@@ -102,7 +109,7 @@ func (b *Broker) listen() error {
 		return fmt.Errorf("mqtt listener: %w", err)
 	}
 	b.mqttAddr = tcp.Addr()
-	if err := b.mqtt.AddListener(listeners.NewNet("tcp", tcp)); err != nil {
+	if err := b.mqtt.AddListener(b.conns.wrap(listeners.NewNet(tcpListenerID, tcp))); err != nil {
 		tcp.Close()
 		return fmt.Errorf("mqtt listener: %w", err)
 	}
@@ -112,7 +119,7 @@ func (b *Broker) listen() error {
 			return fmt.Errorf("websocket listener: %w", err)
 		}
 		b.wsAddr = ln.Addr()
-		if err := b.mqtt.AddListener(newWSListener("ws", ln)); err != nil {
+		if err := b.mqtt.AddListener(b.conns.wrap(newWSListener(wsListenerID, ln))); err != nil {
 			ln.Close()
 			return fmt.Errorf("websocket listener: %w", err)
 		}
@@ -161,22 +168,23 @@ func (b *Broker) Close(ctx context.Context) error {
 	// (upstream issue #488) and deadlocks when a disconnecting client waits
 	// for the write lock meanwhile. So: stop accepting, disconnect everyone
 	// and wait for their goroutines; mochi's Close then has nothing to race.
-	b.mqtt.Listeners.CloseAll(func(string) {})
+	// The listeners are closed one by one: Listeners.CloseAll also waits
+	// for every client's goroutine, before anyone has disconnected them, so
+	// it hung forever (SIGTERM never exited) whenever a client was connected.
+	for _, id := range []string{tcpListenerID, wsListenerID} {
+		b.mqtt.Listeners.Close(id, func(string) {})
+	}
 	for _, cl := range b.mqtt.Clients.GetAll() {
 		if !cl.Net.Inline && !cl.Closed() {
 			_ = b.mqtt.DisconnectClient(cl, packets.ErrServerShuttingDown)
 		}
 	}
 	var errs []error
-	drained := make(chan struct{})
-	go func() {
-		b.mqtt.Listeners.ClientsWg.Wait()
-		close(drained)
-	}()
-	select {
-	case <-drained:
-	case <-ctx.Done():
-		errs = append(errs, fmt.Errorf("waiting for clients to disconnect: %w", ctx.Err()))
+	// Connections still before their CONNECT are not mochi clients yet:
+	// close them too, and wait for every connection through the tracker
+	// rather than mochi's ClientsWg (see connTracker).
+	if err := b.conns.closeAll(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("waiting for clients to disconnect: %w", err))
 	}
 	errs = append(errs, b.mqtt.Close())
 	b.svc.Close()

@@ -71,11 +71,13 @@ func envName(flagName string) string {
 }
 
 // Parse fills cfg from the environment, then args, and validates it.
-func (c *Config) Parse(fs *flag.FlagSet, args []string, getenv func(string) string) error {
+// lookupEnv is os.LookupEnv in production: a variable set to the empty
+// string counts (MSGR_WS_ADDR= disables the WebSocket listener).
+func (c *Config) Parse(fs *flag.FlagSet, args []string, lookupEnv func(string) (string, bool)) error {
 	c.Flags(fs)
 	var errs []error
 	fs.VisitAll(func(f *flag.Flag) {
-		if v := getenv(envName(f.Name)); v != "" {
+		if v, ok := lookupEnv(envName(f.Name)); ok {
 			if err := f.Value.Set(v); err != nil {
 				errs = append(errs, fmt.Errorf("%s=%q: %w", envName(f.Name), v, err))
 			}

@@ -45,7 +45,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	cfg := broker.DefaultConfig()
 	fs := flag.NewFlagSet("msgrd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	if err := cfg.Parse(fs, args, os.Getenv); err != nil {
+	if err := cfg.Parse(fs, args, os.LookupEnv); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -87,7 +87,7 @@ func userCommand(ctx context.Context, args []string, stdin io.Reader, stdout, st
 	cfg := broker.DefaultConfig()
 	fs := flag.NewFlagSet("msgrd user", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	if err := cfg.Parse(fs, args[2:], os.Getenv); err != nil {
+	if err := cfg.Parse(fs, args[2:], os.LookupEnv); err != nil {
 		return err
 	}
 	password, err := readPassword(stdin)

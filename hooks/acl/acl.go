@@ -6,10 +6,12 @@
 package acl
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/msgrhq/msgr/hooks/auth"
 	"github.com/msgrhq/msgr/protocol"
@@ -58,7 +60,10 @@ func ParseRules(spec string) ([]Rule, error) {
 func checkGrantFilter(f string) error {
 	first, _, _ := strings.Cut(f, "/")
 	switch {
-	case !mqtt.IsValidFilter(f, false):
+	// mochi's IsValidFilter accepts "a/b+" and "a/b#", where a wildcard does
+	// not fill its level (MQTT 4.7.1); such a grant would silently match a
+	// literal level nobody can publish to, so refuse it.
+	case !mqtt.IsValidFilter(f, false) || !wildcardsFillLevels(f):
 		return fmt.Errorf("not a valid MQTT topic filter")
 	case protocol.InNamespace(f):
 		return fmt.Errorf("the first level must be a literal other than %q (the chat namespace is never granted)", protocol.Namespace)
@@ -68,20 +73,62 @@ func checkGrantFilter(f string) error {
 	return nil
 }
 
+// wildcardsFillLevels reports whether every '+' or '#' in f is a whole level.
+func wildcardsFillLevels(f string) bool {
+	for _, lvl := range strings.Split(f, "/") {
+		if lvl != "+" && lvl != "#" && strings.ContainsAny(lvl, "+#") {
+			return false
+		}
+	}
+	return true
+}
+
 // Hook is the ACL hook.
 type Hook struct {
 	mqtt.HookBase
-	rules []Rule
+	rules       []Rule
+	sendConnack auth.ConnackSender
 }
 
 // New returns an ACL hook granting rules on top of the chat topics.
-func New(rules []Rule) *Hook { return &Hook{rules: rules} }
+// sendConnack (mqtt.Server.SendConnack) refuses connections whose will the
+// client may not publish; nil closes them without a CONNACK.
+func New(rules []Rule, sendConnack auth.ConnackSender) *Hook {
+	return &Hook{rules: rules, sendConnack: sendConnack}
+}
 
 // ID implements mqtt.Hook.
 func (h *Hook) ID() string { return "msgr-acl" }
 
 // Provides implements mqtt.Hook.
-func (h *Hook) Provides(b byte) bool { return b == mqtt.OnACLCheck }
+func (h *Hook) Provides(b byte) bool { return b == mqtt.OnACLCheck || b == mqtt.OnConnect }
+
+var errWillNotAllowed = errors.New("will topic is not one the client may publish to")
+
+// OnConnect refuses a client whose will names a topic it may not publish
+// to. mochi publishes wills without an ACL check (Server.sendLWT), so a
+// will on msgr/u/bob/in would put a forged event in bob's inbox. Wills
+// also bypass the chat hook, so one on the client's own command topic
+// would never run: no will is allowed in the chat namespace.
+func (h *Hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
+	if !pk.Connect.WillFlag {
+		return nil
+	}
+	topic := pk.Connect.WillTopic
+	if mqtt.IsValidFilter(topic, true) && !protocol.InNamespace(topic) && h.OnACLCheck(cl, topic, true) {
+		return nil
+	}
+	code := packets.ErrNotAuthorized
+	if cl.Properties.ProtocolVersion < 5 {
+		code = packets.Err3NotAuthorized // mochi does not map 0x87 for 3.1.1
+	}
+	if h.sendConnack != nil {
+		if err := h.sendConnack(cl, code, false, nil); err != nil {
+			return fmt.Errorf("refuse will: %w", err)
+		}
+	}
+	return errWillNotAllowed
+}
 
 // OnACLCheck is called for publishes (write), subscription filters and every
 // delivery (both !write), so it must be cheap and treat a concrete topic as

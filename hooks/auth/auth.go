@@ -74,14 +74,18 @@ func (h *Hook) Provides(b byte) bool {
 var errBadClientID = errors.New("client id must be USER/DEVICE with USER equal to the username")
 
 // OnConnect refuses, with "client identifier not valid", users whose client
-// id does not name one of their devices. It runs before authentication, so
-// it learns nothing about the password.
+// id does not name one of their devices and anonymous clients whose client
+// id names a chat device. It runs before authentication, so it learns
+// nothing about the password.
 func (h *Hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	username := pk.Connect.Username
-	if len(username) == 0 {
+	user, _, ok := protocol.ParseClientID(cl.ID)
+	if len(username) == 0 && !ok {
 		return nil // anonymous: decided in OnConnectAuthenticate
 	}
-	user, _, ok := protocol.ParseClientID(cl.ID)
+	// An anonymous client with a chat client id ("alice/phone") is refused
+	// too: mochi would hand it that device's session, taking the device
+	// over and resending it the deliveries queued for it.
 	if ok && user == string(username) {
 		return nil
 	}

@@ -146,7 +146,16 @@ func (h *Hook) decode(pk packets.Packet, op protocol.Op) (protocol.Request, *pro
 	dec := json.NewDecoder(bytes.NewReader(pk.Payload))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		return protocol.Request{}, protocol.Errorf(protocol.CodeBadRequest, "payload is not a valid request: %v", err)
+		// Still echo the id when the payload is a JSON object with a usable
+		// one (an unknown or mistyped field): a 3.1.1 client has no other way
+		// to tell which of its requests failed.
+		var env struct {
+			ID string `json:"id"`
+		}
+		if json.Unmarshal(pk.Payload, &env) != nil || len(env.ID) > protocol.MaxIDLen {
+			env.ID = ""
+		}
+		return protocol.Request{ID: env.ID}, protocol.Errorf(protocol.CodeBadRequest, "payload is not a valid request: %v", err)
 	}
 	if dec.More() {
 		return protocol.Request{}, protocol.Errorf(protocol.CodeBadRequest, "payload has data after the JSON object")
