@@ -89,9 +89,25 @@ type Config struct {
 	// live or caught up by sync, once per Client. Calls are sequential and
 	// ordered by seq within a conversation except where a sync page fills
 	// a gap (order by seq when displaying). A message is acknowledged to
-	// the broker only after OnMessage returns. OnMessage may call the
-	// Client's request methods, but not Sync or Close.
+	// the broker only after OnMessage returns (that acknowledgement is what
+	// tells the sender it was delivered). OnMessage may call the Client's
+	// request methods, but not Sync or Close.
 	OnMessage func(protocol.Message)
+	// OnReceipt receives receipt events: a member received or read
+	// messages the user sent (StatusOf tells what that means for one of
+	// them), or, with Receipt.User the user themself, one of the user's
+	// devices read a conversation. The handlers OnMessage, OnReceipt,
+	// OnPresence and OnTyping are called one at a time, in arrival order,
+	// with the same restrictions as OnMessage.
+	OnReceipt func(protocol.Receipt)
+	// OnPresence receives a contact's presence when they come online or go
+	// offline. Presence events are best effort (MQTT QoS 0): ask Presence
+	// for the current state.
+	OnPresence func(protocol.Presence)
+	// OnTyping receives a member's typing notice. Show it for Typing.TTL
+	// milliseconds unless it is repeated; a message from the same user ends
+	// it. Typing notices are best effort (MQTT QoS 0).
+	OnTyping func(protocol.Typing)
 
 	// Logger receives diagnostics; nothing is logged if nil.
 	Logger *slog.Logger
@@ -133,9 +149,11 @@ type Client struct {
 	pending pendingRequests
 	queue   *eventQueue
 
-	deliverMu sync.Mutex // serialises OnMessage calls
+	deliverMu sync.Mutex // serialises the application's handler calls
 	trackMu   sync.Mutex // guards track
 	track     *tracker
+	unreadMu  sync.Mutex // guards unread
+	unread    *unreadCounts
 	syncMu    sync.Mutex // one sync loop at a time
 
 	fatal chan error // connection refusals that retrying cannot fix
@@ -168,6 +186,7 @@ func newClient(cfg Config) *Client {
 		link:    newLinkState(),
 		queue:   newEventQueue(),
 		track:   newTracker(maxRanges),
+		unread:  newUnreadCounts(),
 		fatal:   make(chan error, 1),
 		closing: make(chan struct{}),
 		dead:    make(chan struct{}),
@@ -466,8 +485,14 @@ func (c *Client) receive(topic string, payload, corr []byte) {
 	}
 	switch topic {
 	case c.inbox:
-		if ev.Type == protocol.EvMessage && ev.Msg != nil {
+		switch {
+		case ev.Type == protocol.EvMessage && ev.Msg != nil:
 			c.queue.push(queued{msg: ev.Msg})
+			return
+		case ev.Type == protocol.EvReceipt && ev.Receipt != nil,
+			ev.Type == protocol.EvPresence && len(ev.Presence) > 0,
+			ev.Type == protocol.EvTyping && ev.Typing != nil:
+			c.queue.push(queued{notice: &ev})
 			return
 		}
 	case c.device:

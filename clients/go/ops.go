@@ -86,7 +86,8 @@ func (c *Client) Conversation(ctx context.Context, conv string) (protocol.Conver
 }
 
 // Conversations returns up to limit of the user's conversations, most
-// recently active first. limit 0 lets the broker choose.
+// recently active first, with the user's read position and unread count
+// (which also update Unread). limit 0 lets the broker choose.
 func (c *Client) Conversations(ctx context.Context, limit int) ([]protocol.Conversation, error) {
 	ev, err := c.do(ctx, protocol.OpConversations, protocol.Request{Limit: limit}, idempotent)
 	if err != nil {
@@ -95,6 +96,11 @@ func (c *Client) Conversations(ctx context.Context, limit int) ([]protocol.Conve
 	if ev.Type != protocol.EvConversations {
 		return nil, unexpected(protocol.OpConversations, ev)
 	}
+	c.unreadMu.Lock()
+	for _, cv := range ev.Convs {
+		c.unread.set(cv.ID, cv.Read, cv.LastSeq, cv.Unread)
+	}
+	c.unreadMu.Unlock()
 	return ev.Convs, nil
 }
 

@@ -90,10 +90,28 @@ func (c *Client) doRetry(ctx context.Context, op protocol.Op, req protocol.Reque
 	}
 }
 
-// attempt publishes one request and waits for its reply. The request id
-// travels both in the payload and as MQTT 5 correlation data, with the
-// device topic as response topic.
+// notify sends a request the broker answers only when it fails, once, and
+// returns when the broker has acknowledged it.
+func (c *Client) notify(ctx context.Context, op protocol.Op, req protocol.Request) error {
+	if c.isClosing() {
+		return ErrClosed
+	}
+	if _, err := c.publish(ctx, op, req, false); err != nil {
+		return fmt.Errorf("msgr: %s: %w", op, err)
+	}
+	return nil
+}
+
+// attempt publishes one request and waits for its reply.
 func (c *Client) attempt(ctx context.Context, op protocol.Op, req protocol.Request) (*protocol.Event, error) {
+	return c.publish(ctx, op, req, true)
+}
+
+// publish publishes one request and, if wantReply, waits for its reply;
+// otherwise it returns a nil event once the PUBLISH is acknowledged. The
+// request id travels both in the payload and as MQTT 5 correlation data,
+// with the device topic as response topic.
+func (c *Client) publish(ctx context.Context, op protocol.Op, req protocol.Request, wantReply bool) (*protocol.Event, error) {
 	l, err := c.awaitLink(ctx)
 	if err != nil {
 		return nil, err
@@ -138,6 +156,9 @@ func (c *Client) attempt(ctx context.Context, op protocol.Op, req protocol.Reque
 		case r := <-published:
 			published = nil // the PUBACK is in; wait for the reply
 			if r.err == nil {
+				if !wantReply {
+					return nil, nil
+				}
 				continue
 			}
 			if r.resp != nil && r.resp.ReasonCode >= 0x80 {
@@ -214,6 +235,8 @@ func codeOfReason(reason byte) protocol.Code {
 		return protocol.CodeForbidden
 	case 0x95:
 		return protocol.CodeTooLarge
+	case 0x96:
+		return protocol.CodeRateLimited
 	case 0x97:
 		return protocol.CodeGroupFull
 	default: // 0x80 and anything unexpected

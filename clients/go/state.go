@@ -120,9 +120,10 @@ func (p *pendingRequests) deliver(id string, ev *protocol.Event) bool {
 
 // queued is work for the client's event loop: exactly one field is set.
 type queued struct {
-	msg  *protocol.Message // live message from the inbox
-	page *protocol.Event   // sync page the broker pushed unasked
-	sync bool              // run a sync (a gap did not close)
+	msg    *protocol.Message // live message from the inbox
+	page   *protocol.Event   // sync page the broker pushed unasked
+	notice *protocol.Event   // receipt, presence or typing event from the inbox
+	sync   bool              // run a sync (a gap did not close)
 }
 
 // eventQueue is an unbounded FIFO. The MQTT receive goroutine must never

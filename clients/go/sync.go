@@ -36,6 +36,12 @@ func (c *Client) syncPages(ctx context.Context, page *protocol.Event) error {
 			return unexpected(protocol.OpSync, page)
 		}
 		c.deliverPage(page.Msgs)
+		if !page.More {
+			// The last page tells how many messages are unread.
+			c.unreadMu.Lock()
+			c.unread.replace(page.Unread)
+			c.unreadMu.Unlock()
+		}
 		cursors := pageCursors(page.Msgs)
 		c.log.Debug("msgr: sync page", "msgs", len(page.Msgs), "convs", len(cursors), "more", page.More)
 		if !page.More || len(page.Msgs) == 0 {
@@ -84,6 +90,8 @@ func (c *Client) eventLoop(ctx context.Context) {
 		switch {
 		case it.msg != nil:
 			c.deliverLive(*it.msg)
+		case it.notice != nil:
+			c.deliverNotice(it.notice)
 		case it.page != nil:
 			c.syncMu.Lock()
 			err := c.syncPages(ctx, it.page)
@@ -147,8 +155,40 @@ func (c *Client) seen(m protocol.Message) bool {
 }
 
 func (c *Client) handle(m protocol.Message) {
+	c.unreadMu.Lock()
+	c.unread.message(m, c.cfg.User)
+	c.unreadMu.Unlock()
 	if c.cfg.OnMessage != nil {
 		c.cfg.OnMessage(m)
+	}
+}
+
+// deliverNotice hands a receipt, presence or typing event to the
+// application. A receipt of the user's own read position (another device
+// read) updates the unread counts first.
+func (c *Client) deliverNotice(ev *protocol.Event) {
+	c.deliverMu.Lock()
+	defer c.deliverMu.Unlock()
+	switch ev.Type {
+	case protocol.EvReceipt:
+		if r := ev.Receipt; r.User == c.cfg.User {
+			c.unreadMu.Lock()
+			c.unread.markRead(r.Conv, r.Read)
+			c.unreadMu.Unlock()
+		}
+		if c.cfg.OnReceipt != nil {
+			c.cfg.OnReceipt(*ev.Receipt)
+		}
+	case protocol.EvPresence:
+		if c.cfg.OnPresence != nil {
+			for _, p := range ev.Presence {
+				c.cfg.OnPresence(p)
+			}
+		}
+	case protocol.EvTyping:
+		if c.cfg.OnTyping != nil {
+			c.cfg.OnTyping(*ev.Typing)
+		}
 	}
 }
 

@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -31,6 +33,14 @@ func command(name string) commandFunc {
 		return cmdConvs
 	case "group":
 		return cmdGroup
+	case "read":
+		return cmdRead
+	case "receipts":
+		return cmdReceipts
+	case "presence":
+		return cmdPresence
+	case "settings":
+		return cmdSettings
 	case "help":
 		return cmdHelp
 	}
@@ -88,7 +98,16 @@ func cmdListen(ctx context.Context, e *env, args []string) error {
 		return usageErrorf("usage: msgr listen")
 	}
 	p := &printer{w: e.stdout}
-	c, err := e.connect(ctx, p.print)
+	c, err := e.connect(ctx, func(cfg *msgr.Config) {
+		cfg.OnMessage = p.print
+		cfg.OnReceipt = func(r protocol.Receipt) {
+			if r.User != e.opts.user { // not one of my devices reading
+				p.printReceipt(r)
+			}
+		}
+		cfg.OnPresence = p.printPresence
+		cfg.OnTyping = p.printTyping
+	})
 	if err != nil {
 		return err
 	}
@@ -112,7 +131,9 @@ func cmdChat(ctx context.Context, e *env, args []string) error {
 	}
 
 	// Messages arrive before the conversation is known; hold them back.
+	// What is shown is marked read.
 	p := &printer{w: e.stdout}
+	marker := newReadMarker(e)
 	var (
 		mu      sync.Mutex
 		conv    string
@@ -123,21 +144,37 @@ func cmdChat(ctx context.Context, e *env, args []string) error {
 			return // typed here
 		}
 		p.print(m)
+		marker.mark(m.Conv, m.Seq)
 	}
-	c, err := e.connect(ctx, func(m protocol.Message) {
-		mu.Lock()
-		defer mu.Unlock()
-		switch {
-		case conv == "":
-			backlog = append(backlog, m)
-		case m.Conv == conv:
-			show(m)
+	c, err := e.connect(ctx, func(cfg *msgr.Config) {
+		cfg.OnMessage = func(m protocol.Message) {
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case conv == "":
+				backlog = append(backlog, m)
+			case m.Conv == conv:
+				show(m)
+			}
+		}
+		cfg.OnTyping = func(t protocol.Typing) {
+			mu.Lock()
+			defer mu.Unlock()
+			if t.Conv == conv {
+				p.printTyping(t)
+			}
 		}
 	})
 	if err != nil {
 		return err
 	}
 	defer c.Close()
+	stopMarker := marker.start(ctx, c)
+	defer stopMarker()
+	finish := func() error {
+		stopMarker() // before Close: the last read mark needs the connection
+		return c.Close()
+	}
 
 	id := *convFlag
 	if id == "" {
@@ -184,7 +221,7 @@ func cmdChat(ctx context.Context, e *env, args []string) error {
 	for {
 		select {
 		case <-ctx.Done():
-			return c.Close()
+			return finish()
 		case text, ok := <-lines:
 			if !ok {
 				select {
@@ -192,14 +229,14 @@ func cmdChat(ctx context.Context, e *env, args []string) error {
 					return fmt.Errorf("reading stdin: %w", err)
 				default:
 				}
-				return c.Close()
+				return finish()
 			}
 			sctx, cancel := context.WithTimeout(ctx, e.opts.timeout)
 			_, err := c.SendMessage(sctx, msgr.Outgoing{Conv: conv, Text: text})
 			cancel()
 			if err != nil {
 				if ctx.Err() != nil {
-					return c.Close()
+					return finish()
 				}
 				return err
 			}
@@ -260,9 +297,9 @@ func cmdConvs(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tKIND\tTITLE\tLAST SEQ\tCREATED BY\tCREATED")
+		fmt.Fprintln(tw, "ID\tKIND\tTITLE\tLAST SEQ\tUNREAD\tCREATED BY\tCREATED")
 		for _, cv := range convs {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", cv.ID, cv.Kind, cv.Title, cv.LastSeq, cv.CreatedBy,
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\n", cv.ID, cv.Kind, cv.Title, cv.LastSeq, cv.Unread, cv.CreatedBy,
 				time.UnixMilli(cv.Created).Format(time.DateTime))
 		}
 		return tw.Flush()
@@ -326,6 +363,183 @@ func cmdGroup(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 		fmt.Fprintf(e.stdout, "✓ %s\n", describeConv(cv))
+		return nil
+	})
+}
+
+// finalReadTimeout bounds marking read what chat showed last, on exit.
+const finalReadTimeout = 5 * time.Second
+
+// readMarker marks a conversation read up to the newest message shown. It
+// works in the background, so that showing messages never waits for the
+// broker, and a burst of messages becomes one request.
+type readMarker struct {
+	e    *env
+	wake chan struct{}
+
+	mu   sync.Mutex
+	conv string
+	seq  int64 // the newest message shown
+}
+
+func newReadMarker(e *env) *readMarker {
+	return &readMarker{e: e, wake: make(chan struct{}, 1)}
+}
+
+// mark records that message seq of conv was shown.
+func (r *readMarker) mark(conv string, seq int64) {
+	r.mu.Lock()
+	if seq > r.seq {
+		r.conv, r.seq = conv, seq
+	}
+	r.mu.Unlock()
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// start sends the marks with c until ctx is done or the returned function
+// is called; that function sends what is left and waits.
+func (r *readMarker) start(ctx context.Context, c *msgr.Client) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	var sent int64
+	flush := func(ctx context.Context, timeout time.Duration) {
+		r.mu.Lock()
+		conv, seq := r.conv, r.seq
+		r.mu.Unlock()
+		if seq <= sent {
+			return
+		}
+		ctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		if err := c.MarkRead(ctx, conv, seq); err != nil {
+			if ctx.Err() == nil {
+				fmt.Fprintf(r.e.stderr, "msgr: marking read: %s\n", strings.TrimPrefix(err.Error(), "msgr: "))
+			}
+			return
+		}
+		sent = seq
+	}
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-r.wake:
+				flush(ctx, r.e.opts.timeout)
+			case <-ctx.Done():
+				flush(context.Background(), min(r.e.opts.timeout, finalReadTimeout))
+				return
+			}
+		}
+	}()
+	return sync.OnceFunc(func() {
+		cancel()
+		<-done
+	})
+}
+
+func cmdRead(ctx context.Context, e *env, args []string) error {
+	const usage = "read <conv> <seq>"
+	fs := newFlagSet("read", e.opts)
+	if err := parse(fs, args, 2, usage); err != nil {
+		return err
+	}
+	if fs.NArg() > 2 {
+		return usageErrorf("usage: msgr %s", usage)
+	}
+	conv := fs.Arg(0)
+	seq, err := strconv.ParseInt(fs.Arg(1), 10, 64)
+	if err != nil || seq < 1 {
+		return usageErrorf("read: seq must be a positive number, not %q", fs.Arg(1))
+	}
+	return e.oneShot(ctx, func(ctx context.Context, c *msgr.Client) error {
+		if err := c.MarkRead(ctx, conv, seq); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "✓ read up to %d in %s\n", seq, conv)
+		return nil
+	})
+}
+
+func cmdReceipts(ctx context.Context, e *env, args []string) error {
+	const usage = "receipts <conv>"
+	fs := newFlagSet("receipts", e.opts)
+	if err := parse(fs, args, 1, usage); err != nil {
+		return err
+	}
+	if fs.NArg() > 1 {
+		return usageErrorf("usage: msgr %s", usage)
+	}
+	return e.oneShot(ctx, func(ctx context.Context, c *msgr.Client) error {
+		receipts, err := c.Receipts(ctx, fs.Arg(0))
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "USER\tDELIVERED\tREAD")
+		for _, r := range receipts {
+			fmt.Fprintf(tw, "%s\t%d\t%d\n", r.User, r.Delivered, r.Read)
+		}
+		return tw.Flush()
+	})
+}
+
+func cmdPresence(ctx context.Context, e *env, args []string) error {
+	fs := newFlagSet("presence", e.opts)
+	if err := parse(fs, args, 1, "presence <user...>"); err != nil {
+		return err
+	}
+	return e.oneShot(ctx, func(ctx context.Context, c *msgr.Client) error {
+		ps, err := c.Presence(ctx, fs.Args()...)
+		if err != nil {
+			return err
+		}
+		for _, p := range ps {
+			fmt.Fprintf(e.stdout, "%s: %s\n", p.User, describePresence(p, time.Local))
+		}
+		return nil
+	})
+}
+
+func cmdSettings(ctx context.Context, e *env, args []string) error {
+	const usage = "settings [--presence everyone|contacts|nobody] [--read-receipts=true|false]"
+	fs := newFlagSet("settings", e.opts)
+	presence := fs.String("presence", "", "who sees your presence: everyone, contacts or nobody")
+	readReceipts := fs.Bool("read-receipts", true, "share and see read receipts")
+	if err := parse(fs, args, 0, usage); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageErrorf("usage: msgr %s", usage)
+	}
+	switch *presence {
+	case "", msgr.PresenceEveryone, msgr.PresenceContacts, msgr.PresenceNobody:
+	default:
+		return usageErrorf("settings: --presence must be everyone, contacts or nobody, not %q", *presence)
+	}
+	var receipts *bool
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "read-receipts" {
+			receipts = readReceipts
+		}
+	})
+	return e.oneShot(ctx, func(ctx context.Context, c *msgr.Client) error {
+		var (
+			s   protocol.Settings
+			err error
+		)
+		if *presence == "" && receipts == nil {
+			s, err = c.Settings(ctx)
+		} else {
+			s, err = c.SetSettings(ctx, *presence, receipts)
+		}
+		if err != nil {
+			return err
+		}
+		onOff := map[bool]string{true: "on", false: "off"}
+		fmt.Fprintf(e.stdout, "presence: %s\nread receipts: %s\n", s.Presence, onOff[s.ReadReceipts])
 		return nil
 	})
 }

@@ -6,20 +6,109 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/msgrhq/msgr/protocol"
 )
 
-// printer writes messages as "[conv] seq from: text", one per line.
+// printer writes messages as "[conv] seq from: text", one per line, and
+// the notices about them.
 type printer struct {
 	mu sync.Mutex
 	w  io.Writer
+
+	now      func() time.Time
+	receipts receiptLog
 }
 
 func (p *printer) print(m protocol.Message) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	fmt.Fprintln(p.w, formatMessage(m))
+}
+
+// printReceipt writes what moved in a receipt of another member.
+func (p *printer) printReceipt(r protocol.Receipt) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, line := range p.receipts.news(r) {
+		fmt.Fprintln(p.w, line)
+	}
+}
+
+func (p *printer) printPresence(pr protocol.Presence) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := time.Now
+	if p.now != nil {
+		now = p.now
+	}
+	fmt.Fprintln(p.w, formatPresence(pr, now()))
+}
+
+func (p *printer) printTyping(t protocol.Typing) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fmt.Fprintf(p.w, "[%s] %s is typing…\n", t.Conv, t.User)
+}
+
+// receiptLog remembers the last receipt of each member of each
+// conversation, to tell what a new one changes.
+type receiptLog map[[2]string]protocol.Receipt
+
+// news returns lines for what r moved: "[conv] ✓✓ delivered up to N to
+// bob", "[conv] ✓✓ read up to N by bob". A read that reaches as far as
+// the delivery says both.
+func (l *receiptLog) news(r protocol.Receipt) []string {
+	if *l == nil {
+		*l = make(receiptLog)
+	}
+	key := [2]string{r.Conv, r.User}
+	prev := (*l)[key]
+	(*l)[key] = protocol.Receipt{Conv: r.Conv, User: r.User, Delivered: max(prev.Delivered, r.Delivered), Read: max(prev.Read, r.Read)}
+	readMoved := r.Read > prev.Read
+	var lines []string
+	if r.Delivered > prev.Delivered && (!readMoved || r.Delivered > r.Read) {
+		lines = append(lines, fmt.Sprintf("[%s] ✓✓ delivered up to %d to %s", r.Conv, r.Delivered, r.User))
+	}
+	if readMoved {
+		lines = append(lines, fmt.Sprintf("[%s] ✓✓ read up to %d by %s", r.Conv, r.Read, r.User))
+	}
+	return lines
+}
+
+// formatPresence describes a presence change: "bob is online", "bob was
+// last seen 21:03" (with the date unless it is today).
+func formatPresence(p protocol.Presence, now time.Time) string {
+	switch {
+	case p.Hidden:
+		return fmt.Sprintf("%s does not share their presence", p.User)
+	case p.Online:
+		return fmt.Sprintf("%s is online", p.User)
+	case p.LastSeen == 0:
+		return fmt.Sprintf("%s is offline", p.User)
+	}
+	seen := time.UnixMilli(p.LastSeen).In(now.Location())
+	layout := "2006-01-02 15:04"
+	if y, m, d := seen.Date(); y == now.Year() && m == now.Month() && d == now.Day() {
+		layout = "15:04"
+	}
+	return fmt.Sprintf("%s was last seen %s", p.User, seen.Format(layout))
+}
+
+// describePresence is a user's presence for the presence command:
+// "online", "last seen 2026-11-29 21:03", "offline" (never seen) or
+// "hidden".
+func describePresence(p protocol.Presence, loc *time.Location) string {
+	switch {
+	case p.Hidden:
+		return "hidden"
+	case p.Online:
+		return "online"
+	case p.LastSeen == 0:
+		return "offline"
+	}
+	return "last seen " + time.UnixMilli(p.LastSeen).In(loc).Format("2006-01-02 15:04")
 }
 
 func formatMessage(m protocol.Message) string {

@@ -22,7 +22,6 @@ import (
 	"time"
 
 	msgr "github.com/msgrhq/msgr/clients/go"
-	"github.com/msgrhq/msgr/protocol"
 	"golang.org/x/term"
 )
 
@@ -41,10 +40,18 @@ Usage:
 Commands:
   send <user> <text...>          send text to the direct conversation with user
   send --conv ID <text...>       send text to a conversation
-  listen                         print incoming messages until interrupted, missed ones first
-  chat <user> | chat --conv ID   send the lines read from stdin, print the conversation's messages
+  listen                         print incoming messages until interrupted, missed ones first,
+                                 and receipts of yours, contacts' presence, who is typing
+  chat <user> | chat --conv ID   send the lines read from stdin, print the conversation's
+                                 messages and mark them read
   history <user> | --conv ID     print the latest messages of a conversation (-n 20, --before SEQ)
-  convs                          list your conversations (-n 100)
+  convs                          list your conversations with their unread counts (-n 100)
+  read <conv> <seq>              mark a conversation read up to seq
+  receipts <conv>                show how far each member has received and read a conversation
+  presence <user...>             show whether users are online or when they were last seen
+  settings                       show your privacy settings; change them with
+                                 --presence everyone|contacts|nobody (who sees your presence)
+                                 --read-receipts=true|false (share and see read receipts)
   group create <title> <member...>
   group add <conv> <user>        add a member (--role admin to make them admin)
   group remove <conv> <user>
@@ -178,8 +185,8 @@ func parse(fs *flag.FlagSet, args []string, minArgs int, usage string) error {
 }
 
 // connect dials the broker as the configured user, reading the password
-// if it was not given. onMessage may be nil.
-func (e *env) connect(ctx context.Context, onMessage func(protocol.Message)) (*msgr.Client, error) {
+// if it was not given. handlers, if not nil, sets the event handlers.
+func (e *env) connect(ctx context.Context, handlers func(*msgr.Config)) (*msgr.Client, error) {
 	g := e.opts
 	if g.user == "" {
 		return nil, usageErrorf("no user: set --user or MSGR_USER")
@@ -195,16 +202,19 @@ func (e *env) connect(ctx context.Context, onMessage func(protocol.Message)) (*m
 	if g.verbose {
 		logger = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	dctx, cancel := context.WithTimeout(ctx, g.timeout)
-	defer cancel()
-	return msgr.Dial(dctx, msgr.Config{
+	cfg := msgr.Config{
 		ServerURL: g.server,
 		User:      g.user,
 		Device:    g.device,
 		Password:  g.password,
-		OnMessage: onMessage,
 		Logger:    logger,
-	})
+	}
+	if handlers != nil {
+		handlers(&cfg)
+	}
+	dctx, cancel := context.WithTimeout(ctx, g.timeout)
+	defer cancel()
+	return msgr.Dial(dctx, cfg)
 }
 
 func (e *env) readPassword() (string, error) {

@@ -5,8 +5,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/msgrhq/msgr/protocol"
 )
@@ -35,6 +37,16 @@ func TestUsageErrors(t *testing.T) {
 		{"group add missing user", []string{"group", "add", "C"}, "usage: msgr group add"},
 		{"group leave extra", []string{"group", "leave", "C", "D"}, "usage: msgr group leave"},
 		{"group role missing role", []string{"group", "role", "C", "bob"}, "usage: msgr group role"},
+		{"read without seq", []string{"read", "C"}, "usage: msgr read"},
+		{"read bad seq", []string{"read", "C", "x"}, "seq must be a positive number"},
+		{"read zero seq", []string{"read", "C", "0"}, "seq must be a positive number"},
+		{"read extra", []string{"read", "C", "1", "2"}, "usage: msgr read"},
+		{"receipts without conv", []string{"receipts"}, "usage: msgr receipts"},
+		{"receipts extra", []string{"receipts", "C", "D"}, "usage: msgr receipts"},
+		{"presence without users", []string{"presence"}, "usage: msgr presence"},
+		{"settings bad presence", []string{"settings", "--presence", "friends"}, "--presence must be"},
+		{"settings bad bool", []string{"settings", "--read-receipts=maybe"}, "invalid boolean"},
+		{"settings extra", []string{"settings", "nobody"}, "usage: msgr settings"},
 		{"send flag help", []string{"send", "-h"}, "Commands:"},
 		{"no user", []string{"send", "bob", "hi"}, "no user"},
 	}
@@ -123,3 +135,52 @@ func TestDescribeConv(t *testing.T) {
 }
 
 func newReader(s string) *bufio.Reader { return bufio.NewReader(strings.NewReader(s)) }
+
+func TestReceiptNews(t *testing.T) {
+	var l receiptLog
+	steps := []struct {
+		r    protocol.Receipt
+		want []string
+	}{
+		{protocol.Receipt{Conv: "C", User: "bob", Delivered: 3}, []string{"[C] ✓✓ delivered up to 3 to bob"}},
+		{protocol.Receipt{Conv: "C", User: "bob", Delivered: 3}, nil}, // repeated
+		{protocol.Receipt{Conv: "C", User: "bob", Delivered: 3, Read: 3}, []string{"[C] ✓✓ read up to 3 by bob"}},
+		// Delivered and read at once, to the same point: read says it all.
+		{protocol.Receipt{Conv: "C", User: "bob", Delivered: 5, Read: 5}, []string{"[C] ✓✓ read up to 5 by bob"}},
+		{protocol.Receipt{Conv: "C", User: "bob", Delivered: 8, Read: 6}, []string{"[C] ✓✓ delivered up to 8 to bob", "[C] ✓✓ read up to 6 by bob"}},
+		// Hidden reads (0) and older positions are no news.
+		{protocol.Receipt{Conv: "C", User: "bob", Delivered: 7}, nil},
+		{protocol.Receipt{Conv: "C", User: "carol", Delivered: 8}, []string{"[C] ✓✓ delivered up to 8 to carol"}},
+		{protocol.Receipt{Conv: "D", User: "bob", Delivered: 1}, []string{"[D] ✓✓ delivered up to 1 to bob"}},
+	}
+	for i, s := range steps {
+		if got := l.news(s.r); !slices.Equal(got, s.want) {
+			t.Errorf("step %d %+v: got %q, want %q", i, s.r, got, s.want)
+		}
+	}
+}
+
+func TestFormatPresence(t *testing.T) {
+	zone := time.FixedZone("X", 3600)
+	now := time.Date(2026, 11, 29, 22, 0, 0, 0, zone)
+	today := time.Date(2026, 11, 29, 12, 3, 0, 0, zone).UnixMilli()
+	earlier := time.Date(2026, 11, 28, 21, 3, 0, 0, zone).UnixMilli()
+	tests := []struct {
+		p              protocol.Presence
+		event, command string
+	}{
+		{protocol.Presence{User: "bob", Online: true}, "bob is online", "online"},
+		{protocol.Presence{User: "bob", LastSeen: today}, "bob was last seen 12:03", "last seen 2026-11-29 12:03"},
+		{protocol.Presence{User: "bob", LastSeen: earlier}, "bob was last seen 2026-11-28 21:03", "last seen 2026-11-28 21:03"},
+		{protocol.Presence{User: "bob"}, "bob is offline", "offline"},
+		{protocol.Presence{User: "bob", Hidden: true}, "bob does not share their presence", "hidden"},
+	}
+	for _, tt := range tests {
+		if got := formatPresence(tt.p, now); got != tt.event {
+			t.Errorf("formatPresence(%+v) = %q, want %q", tt.p, got, tt.event)
+		}
+		if got := describePresence(tt.p, zone); got != tt.command {
+			t.Errorf("describePresence(%+v) = %q, want %q", tt.p, got, tt.command)
+		}
+	}
+}
