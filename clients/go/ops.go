@@ -39,7 +39,8 @@ func (c *Client) SendTo(ctx context.Context, user, text string) (protocol.Sent, 
 // SendMessage sends m and returns once the broker has stored it. After a
 // timeout, a disconnection or a retryable error it sends m again with the
 // same CMID until ctx is done; the broker stores it once and then answers
-// with Sent.Dup set. Errors from the broker are *protocol.Error.
+// with Sent.Dup set. Errors from the broker are *protocol.Error. Sending
+// marks the conversation read up to the message.
 func (c *Client) SendMessage(ctx context.Context, m Outgoing) (protocol.Sent, error) {
 	if m.CMID == "" {
 		m.CMID = NewCMID()
@@ -57,6 +58,10 @@ func (c *Client) SendMessage(ctx context.Context, m Outgoing) (protocol.Sent, er
 	if ev.Type != protocol.EvSent || ev.Sent == nil {
 		return protocol.Sent{}, unexpected(protocol.OpSend, ev)
 	}
+	// Sending reads the conversation up to the message.
+	c.unreadMu.Lock()
+	c.unread.sent(ev.Sent.Conv, ev.Sent.Seq)
+	c.unreadMu.Unlock()
 	return *ev.Sent, nil
 }
 

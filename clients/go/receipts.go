@@ -39,7 +39,7 @@ func (c *Client) MarkRead(ctx context.Context, conv string, seq int64) error {
 // Unread returns the number of unread messages of each conversation that
 // has any. It starts from the broker's counts (sent at the end of every
 // sync, and in Conversations replies) and follows the messages from
-// others that arrive and what the user's devices mark read.
+// others that arrive and what the user's devices mark read or send.
 func (c *Client) Unread() map[string]int64 {
 	c.unreadMu.Lock()
 	defer c.unreadMu.Unlock()

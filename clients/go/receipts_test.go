@@ -16,6 +16,9 @@ import (
 
 func TestMarkRead(t *testing.T) {
 	c, fb, _ := newTestClient(t, func(op protocol.Op, req protocol.Request) fakeReply {
+		if op == protocol.OpSend {
+			return fakeReply{events: []protocol.Event{{Type: protocol.EvSent, Sent: &protocol.Sent{Conv: "c1", Seq: 12, CMID: req.CMID}}}}
+		}
 		if op == protocol.OpConversations {
 			return fakeReply{events: []protocol.Event{{Type: protocol.EvConversations, Convs: []protocol.Conversation{
 				{ID: "c1", LastSeq: 10, Read: 4, Unread: 6},
@@ -53,6 +56,13 @@ func TestMarkRead(t *testing.T) {
 	}
 	if got := c.Unread(); !reflect.DeepEqual(got, map[string]int64{"c1": 1}) {
 		t.Fatalf("unread after reading c2 = %v", got)
+	}
+	// Sending reads the conversation up to the message sent.
+	if _, err := c.Send(ctx, "c1", "hi"); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Unread(); len(got) != 0 {
+		t.Fatalf("unread after sending = %v", got)
 	}
 }
 
@@ -285,20 +295,22 @@ func TestUnreadFollowsEvents(t *testing.T) {
 	waitUnread("sync counts", map[string]int64{"c1": 3, "c2": 2})
 
 	// A message the count covered, arriving late, is not counted twice;
-	// newer ones from others are; the user's own are not.
+	// newer ones from others are.
 	live("c1", 5, "bob")
 	live("c1", 6, "bob")
-	live("c1", 7, "alice")
 	live("c3", 1, "carol")
-	eventually(t, "messages", func() bool { return len(col.seqs()) == 6 })
+	eventually(t, "messages", func() bool { return len(col.seqs()) == 5 })
 	waitUnread("live messages", map[string]int64{"c1": 4, "c2": 2, "c3": 1})
+	// alice wrote in c2 on another device: she has read it.
+	live("c2", 3, "alice")
+	waitUnread("own message", map[string]int64{"c1": 4, "c3": 1})
 
-	// Another device of alice's read c1 up to 6: only 7, hers, is left.
-	fb.push(inbox, protocol.Event{Type: protocol.EvReceipt, Receipt: &protocol.Receipt{Conv: "c1", User: "alice", Delivered: 7, Read: 6}})
+	// Another device of alice's read c1 up to 5: only 6 is left.
+	fb.push(inbox, protocol.Event{Type: protocol.EvReceipt, Receipt: &protocol.Receipt{Conv: "c1", User: "alice", Delivered: 6, Read: 5}})
 	// bob reading is no news for alice's counts.
-	fb.push(inbox, protocol.Event{Type: protocol.EvReceipt, Receipt: &protocol.Receipt{Conv: "c2", User: "bob", Delivered: 2, Read: 2}})
+	fb.push(inbox, protocol.Event{Type: protocol.EvReceipt, Receipt: &protocol.Receipt{Conv: "c3", User: "bob", Delivered: 1, Read: 1}})
 	live("c3", 2, "carol") // a marker: both receipts are handled before it
-	waitUnread("own receipt", map[string]int64{"c2": 2, "c3": 2})
+	waitUnread("own receipt", map[string]int64{"c1": 1, "c3": 2})
 
 	// The next sync's count wins: conversations it leaves out have nothing
 	// unread (read elsewhere while this device was away).
@@ -322,27 +334,34 @@ func TestUnreadCounts(t *testing.T) {
 	// New conversation, nothing known: messages from others count.
 	uc.message(m("a", 1, "bob"), "alice")
 	uc.message(m("a", 1, "bob"), "alice") // redelivered
-	uc.message(m("a", 2, "alice"), "alice")
-	uc.message(m("a", 3, ""), "alice") // system message
+	uc.message(m("a", 2, ""), "alice")    // system message
 	check("live", map[string]int64{"a": 2})
+	// The user's own message: she has read everything up to it.
+	uc.message(m("a", 3, "alice"), "alice")
+	check("own message", map[string]int64{})
 
 	// The broker's count replaces what it covers and keeps what is newer.
-	uc.message(m("a", 5, "bob"), "alice")
-	uc.set("a", 1, 4, 2)
+	uc.message(m("a", 4, "bob"), "alice")
+	uc.message(m("a", 6, "bob"), "alice")
+	uc.set("a", 3, 5, 2)
 	check("set", map[string]int64{"a": 3})
 	// An older count (a reply that crossed messages) only moves read.
-	uc.set("a", 3, 3, 0)
+	uc.set("a", 4, 4, 0)
 	check("stale set", map[string]int64{"a": 2})
 
 	// Reading part of the broker's count caps it by what is left.
-	uc.markRead("a", 4)
+	uc.markRead("a", 5)
 	check("read into the count", map[string]int64{"a": 1})
 	uc.markRead("a", 2) // backwards: ignored
 	check("read backwards", map[string]int64{"a": 1})
 	uc.markRead("a", 100)
 	check("read all", map[string]int64{})
-	uc.message(m("a", 5, "bob"), "alice") // read already
+	uc.message(m("a", 6, "bob"), "alice") // read already
 	check("read message again", map[string]int64{})
+	uc.message(m("a", 101, "bob"), "alice")
+	check("new message", map[string]int64{"a": 1})
+	uc.sent("a", 102)
+	check("sent", map[string]int64{})
 
 	// replace: listed conversations take the counts, others drop to 0.
 	uc.message(m("b", 9, "bob"), "alice")
@@ -350,6 +369,17 @@ func TestUnreadCounts(t *testing.T) {
 	check("replace", map[string]int64{"c": 3})
 	uc.message(m("b", 10, "bob"), "alice")
 	check("after replace", map[string]int64{"b": 1, "c": 3})
+
+	// Reading up to a seq the client has not seen stops at the newest it
+	// knows of; a conversation it knows nothing of is left alone.
+	uc.markReadKnown("b", 1000)
+	uc.markReadKnown("z", 5)
+	check("read beyond the newest", map[string]int64{"c": 3})
+	uc.message(m("b", 11, "bob"), "alice")
+	check("after reading beyond the newest", map[string]int64{"b": 1, "c": 3})
+	if _, ok := uc.convs["z"]; ok {
+		t.Error("unknown conversation recorded")
+	}
 
 	// Many unread messages stay counted when folded into the count.
 	for seq := int64(11); seq <= 11+maxLiveUnread; seq++ {

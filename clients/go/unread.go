@@ -99,11 +99,16 @@ func (uc *unreadCounts) replace(unread []protocol.Unread) {
 }
 
 // message counts m if it is from someone else and newer than what the
-// broker counted and what the user read.
+// broker counted and what the user read. The user's own message means
+// they have read everything up to it, as for the broker.
 func (uc *unreadCounts) message(m protocol.Message, user string) {
 	u := uc.conv(m.Conv)
 	u.newest = max(u.newest, m.Seq)
-	if m.From == user || m.Seq <= u.last || m.Seq <= u.read {
+	if m.From == user {
+		u.markRead(m.Seq)
+		return
+	}
+	if m.Seq <= u.last || m.Seq <= u.read {
 		return
 	}
 	i, found := slices.BinarySearch(u.live, m.Seq)
@@ -122,6 +127,14 @@ func (uc *unreadCounts) markRead(conv string, seq int64) {
 	if seq > 0 {
 		uc.conv(conv).markRead(seq)
 	}
+}
+
+// sent records that the user sent message seq of conv: they have read
+// everything up to it.
+func (uc *unreadCounts) sent(conv string, seq int64) {
+	u := uc.conv(conv)
+	u.newest = max(u.newest, seq)
+	u.markRead(seq)
 }
 
 // markReadKnown is markRead for a position the broker has yet to cap at

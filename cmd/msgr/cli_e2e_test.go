@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/msgrhq/msgr/broker/brokertest"
+	msgr "github.com/msgrhq/msgr/clients/go"
 )
 
 const testPassword = "secret-password"
@@ -192,9 +193,15 @@ func TestCLI(t *testing.T) {
 		if _, err := stdin.Write([]byte("are you there?\n")); err != nil {
 			t.Fatal(err)
 		}
+		for !strings.Contains(c.ok("--user", "alice", "history", "-n", "1", "carol"), "3 carol: are you there?") {
+			if ctx.Err() != nil {
+				t.Fatal("carol's message was not stored")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 		// What carol types is not echoed: the first line is alice's answer.
 		c.ok("--user", "alice", "send", "carol", "yes")
-		expectLine(t, ctx, lines, `^\[\S+\] [34] alice: yes$`, false)
+		m := expectLine(t, ctx, lines, `^\[(\S+)\] 4 alice: yes$`, false)
 		stdin.Close()
 		if err := wait(); err != nil {
 			t.Fatalf("chat after EOF: %v", err)
@@ -202,6 +209,12 @@ func TestCLI(t *testing.T) {
 		out = c.ok("--user", "alice", "history", "-n", "2", "carol")
 		if !strings.Contains(out, "carol: are you there?\n") || !strings.Contains(out, "alice: yes\n") {
 			t.Fatalf("history after interactive chat:\n%s", out)
+		}
+		// What chat showed, it marked read (carol's own message read her
+		// up to 3).
+		out = c.ok("--user", "alice", "receipts", m[1])
+		if !regexp.MustCompile(`(?m)^carol\s+4\s+4$`).MatchString(out) {
+			t.Fatalf("receipts after carol's chat showed seq 4:\n%s", out)
 		}
 	})
 
@@ -256,9 +269,9 @@ func startLines(t *testing.T, cmd *exec.Cmd) (<-chan string, func() error) {
 	}
 }
 
-// expectLine reads lines until one matches re; with skip false it must be
-// the next line.
-func expectLine(t *testing.T, ctx context.Context, lines <-chan string, re string, skip bool) {
+// expectLine reads lines until one matches re and returns its submatches;
+// with skip false it must be the next line.
+func expectLine(t *testing.T, ctx context.Context, lines <-chan string, re string, skip bool) []string {
 	t.Helper()
 	for {
 		select {
@@ -266,8 +279,8 @@ func expectLine(t *testing.T, ctx context.Context, lines <-chan string, re strin
 			if !ok {
 				t.Fatalf("output ended before a line matching %s", re)
 			}
-			if regexp.MustCompile(re).MatchString(line) {
-				return
+			if m := regexp.MustCompile(re).FindStringSubmatch(line); m != nil {
+				return m
 			}
 			if !skip {
 				t.Fatalf("line %q does not match %s", line, re)
@@ -276,4 +289,100 @@ func expectLine(t *testing.T, ctx context.Context, lines <-chan string, re strin
 			t.Fatalf("no line matching %s", re)
 		}
 	}
+}
+
+func TestCLIReceiptsPresenceSettings(t *testing.T) {
+	b := brokertest.Start(t)
+	for _, u := range []string{"alice", "bob", "carol"} {
+		b.AddUser(t, u, testPassword)
+	}
+	c := buildCLI(t, "mqtt://"+b.MQTTAddr)
+
+	c.ok("--user", "alice", "send", "bob", "one")
+	c.ok("--user", "alice", "send", "bob", "two")
+	// bob's first look: the conversation with two unread messages.
+	out := c.ok("--user", "bob", "convs")
+	m := regexp.MustCompile(`(?m)^(\S+)\s+direct\s+2\s+2\s+alice\s`).FindStringSubmatch(out)
+	if !strings.HasPrefix(out, "ID") || !strings.Contains(out, "UNREAD") || m == nil {
+		t.Fatalf("convs:\n%s", out)
+	}
+	conv := m[1]
+
+	// alice listens while bob reads, comes online, types and leaves.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	listen := c.command(ctx, "", true, "--user", "alice", "--device", "listener", "listen")
+	lines, wait := startLines(t, listen)
+	expectLine(t, ctx, lines, `^\[`+conv+`\] 2 alice: two$`, true) // caught up
+
+	if out := c.ok("--user", "bob", "read", conv, "1"); out != "✓ read up to 1 in "+conv+"\n" {
+		t.Fatalf("read printed %q", out)
+	}
+	expectLine(t, ctx, lines, `^\[`+conv+`\] ✓✓ read up to 1 by bob$`, true)
+	out = c.ok("--user", "alice", "receipts", conv)
+	if !strings.HasPrefix(out, "USER") || !regexp.MustCompile(`(?m)^bob\s+2\s+1$`).MatchString(out) {
+		t.Fatalf("receipts:\n%s", out)
+	}
+	if out := c.ok("--user", "bob", "convs"); !regexp.MustCompile(`(?m)^` + conv + `\s+direct\s+2\s+1\s+alice\s`).MatchString(out) {
+		t.Fatalf("convs after reading one:\n%s", out)
+	}
+
+	bob := dialSDK(t, b.MQTTAddr, "bob", "phone")
+	expectLine(t, ctx, lines, `^bob is online$`, true)
+	if out := c.ok("--user", "alice", "presence", "bob", "carol"); out != "bob: online\ncarol: hidden\n" {
+		t.Fatalf("presence while bob is online:\n%s", out)
+	}
+	tctx, tcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer tcancel()
+	if err := bob.Typing(tctx, conv); err != nil {
+		t.Fatal(err)
+	}
+	expectLine(t, ctx, lines, `^\[`+conv+`\] bob is typing…$`, true)
+	if err := bob.Close(); err != nil {
+		t.Fatal(err)
+	}
+	expectLine(t, ctx, lines, `^bob was last seen (\d{4}-\d\d-\d\d )?\d\d:\d\d$`, true)
+	if err := listen.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	if err := wait(); err != nil {
+		t.Fatalf("listen after interrupt: %v", err)
+	}
+	if out := c.ok("--user", "alice", "presence", "bob"); !regexp.MustCompile(`^bob: last seen \d{4}-\d\d-\d\d \d\d:\d\d\n$`).MatchString(out) {
+		t.Fatalf("presence after bob left:\n%s", out)
+	}
+
+	// Settings: shown, changed, and in force.
+	if out := c.ok("--user", "bob", "settings"); out != "presence: contacts\nread receipts: on\n" {
+		t.Fatalf("settings:\n%s", out)
+	}
+	if out := c.ok("--user", "bob", "settings", "--presence", "nobody", "--read-receipts=false"); out != "presence: nobody\nread receipts: off\n" {
+		t.Fatalf("settings after change:\n%s", out)
+	}
+	if out := c.ok("--user", "bob", "settings", "--presence", "everyone"); out != "presence: everyone\nread receipts: off\n" {
+		t.Fatalf("settings after changing presence only:\n%s", out)
+	}
+	c.ok("--user", "bob", "read", conv, "2")
+	if out := c.ok("--user", "alice", "receipts", conv); !regexp.MustCompile(`(?m)^bob\s+2\s+0$`).MatchString(out) {
+		t.Fatalf("receipts with bob's read receipts off:\n%s", out)
+	}
+
+	_, stderr, code := c.run("", "--user", "alice", "receipts", "01JD0000000000000000000000")
+	if code != 1 || !strings.Contains(stderr, "msgr: receipts: ") {
+		t.Fatalf("receipts of an unknown conversation: exit %d, stderr %q", code, stderr)
+	}
+}
+
+// dialSDK connects user/device with the Go SDK; it is closed when the
+// test ends.
+func dialSDK(t *testing.T, addr, user, device string) *msgr.Client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cl, err := msgr.Dial(ctx, msgr.Config{ServerURL: "mqtt://" + addr, User: user, Device: device, Password: testPassword})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cl.Close() })
+	return cl
 }
