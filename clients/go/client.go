@@ -5,7 +5,9 @@
 // connection, and catches up on missed messages through the broker's sync
 // protocol. Every message reaches Config.OnMessage once per Client, whether
 // it arrived live or through sync; the Client acknowledges it to the broker
-// after the handler returns. Commands (Send, History, CreateGroup, ...) are
+// after the handler returns. Receipts, presence changes and typing notices
+// reach Config.OnReceipt, OnPresence and OnTyping; Unread keeps unread
+// counts per conversation. Commands (Send, History, MarkRead, ...) are
 // request/response over MQTT 5 and block until the broker's reply.
 //
 // docs/PROTOCOL.md describes the wire protocol this package implements.
@@ -89,9 +91,8 @@ type Config struct {
 	// live or caught up by sync, once per Client. Calls are sequential and
 	// ordered by seq within a conversation except where a sync page fills
 	// a gap (order by seq when displaying). A message is acknowledged to
-	// the broker only after OnMessage returns (that acknowledgement is what
-	// tells the sender it was delivered). OnMessage may call the Client's
-	// request methods, but not Sync or Close.
+	// the broker only after OnMessage returns. OnMessage may call the
+	// Client's request methods, but not Sync or Close.
 	OnMessage func(protocol.Message)
 	// OnReceipt receives receipt events: a member received or read
 	// messages the user sent (StatusOf tells what that means for one of
