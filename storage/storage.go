@@ -111,7 +111,8 @@ type Member struct {
 	// Delivered is the highest cursor of any of the user's devices: the
 	// user has received every message up to it. Read is the highest seq
 	// the user reported read, 0 until the first report. Read <= Delivered
-	// always holds: reading implies receiving.
+	// always holds: reading implies receiving. Sending implies both, so
+	// the user's own messages raise them too (see AppendMessages).
 	Delivered int64
 	Read      int64
 }
@@ -229,7 +230,11 @@ type Devices interface {
 
 // Conversations stores conversations and memberships. Membership changes of
 // groups append a system message in the same transaction so that every
-// member (including the removed one) learns about them through sync.
+// member (including the removed one) learns about them through sync. As for
+// AppendMessages, the note's sender (the acting user) has received and read
+// everything up to it: if the sender has a members row in the conversation
+// once the change is made, its Read and Delivered are raised to at least the
+// note's seq in the same transaction.
 type Conversations interface {
 	// DirectConversation returns the single direct conversation between a and
 	// b, creating it with id newID when none exists (created reports which).
@@ -269,6 +274,12 @@ type Messages interface {
 	// ClientMsgID) was already stored, and otherwise assigns the next seq.
 	// Per-item problems go in AppendResult.Err and do not affect other
 	// items; a returned error means nothing of the batch was stored.
+	//
+	// Sending a message implies having received and read everything up to
+	// it, so for each stored (non-duplicate) message the sender's member
+	// Read and Delivered are raised to at least its seq in the same
+	// transaction; the sender sees no unread badge for their own messages.
+	// A duplicate changes nothing: the earlier append raised them already.
 	AppendMessages(ctx context.Context, batch []NewMessage) ([]AppendResult, error)
 	// MessagesAfter returns up to limit messages of a conversation with
 	// after < seq <= upTo, ascending.

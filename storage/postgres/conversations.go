@@ -145,11 +145,14 @@ func (s *Store) CreateGroup(ctx context.Context, conv storage.Conversation, memb
 			return err
 		}
 		conv.LastSeq = msg.Seq
+		// The note's sender starts with it delivered and read (see
+		// storage.Conversations).
 		_, err = tx.Exec(ctx, `
-			INSERT INTO members (conv_id, user_id, role, from_seq, joined_at)
-			SELECT $1, u, CASE WHEN u = $2 THEN 'owner' ELSE 'member' END, $3, $4
-			FROM unnest($5::text[]) AS u`,
-			conv.ID, conv.CreatedBy, msg.Seq, conv.CreatedAt, users)
+			INSERT INTO members (conv_id, user_id, role, from_seq, joined_at, delivered_seq, read_seq)
+			SELECT $1, u, CASE WHEN u = $2 THEN 'owner' ELSE 'member' END, $3, $4, r, r
+			FROM unnest($5::text[]) AS u
+			CROSS JOIN LATERAL (SELECT CASE WHEN u = $6 THEN $3::bigint ELSE 0 END) AS s (r)`,
+			conv.ID, conv.CreatedBy, msg.Seq, conv.CreatedAt, users, msg.SenderID)
 		return err
 	})
 	if err != nil {
@@ -189,6 +192,26 @@ func appendNote(ctx context.Context, tx pgx.Tx, note storage.NewMessage) (storag
 		return storage.Message{}, fmt.Errorf("append note: %w", err)
 	}
 	return m, nil
+}
+
+// raiseSenderSQL raises the Delivered and Read of a note's sender ($2) in
+// conversation $1 to the note's seq ($3): sending implies having read
+// everything up to it. Membership changes queue it after their members
+// statement, in the same round trip, so that it also covers a sender who
+// added themselves. Their conversation lock keeps other appends and
+// membership changes off these rows, and AdvanceCursors and MarkRead only
+// ever lock one user's rows, so the two rows can be taken in either order.
+const raiseSenderSQL = `
+UPDATE members SET delivered_seq = greatest(delivered_seq, $3), read_seq = greatest(read_seq, $3)
+WHERE conv_id = $1 AND user_id = $2`
+
+// execWithRaise runs a membership statement and then raiseSenderSQL for
+// note in one round trip.
+func execWithRaise(ctx context.Context, tx pgx.Tx, note storage.Message, sql string, args ...any) error {
+	b := &pgx.Batch{}
+	b.Queue(sql, args...)
+	b.Queue(raiseSenderSQL, note.ConvID, note.SenderID, note.Seq)
+	return tx.SendBatch(ctx, b).Close()
 }
 
 // lockGroup locks a conversation row for a membership change, which orders
@@ -291,14 +314,13 @@ func (s *Store) AddMember(ctx context.Context, convID, userID string, role stora
 		// A past member's row is reused: one row per (conversation, user)
 		// keeps the visibility check a single lookup, at the price of
 		// forgetting the range of an earlier membership.
-		_, err = tx.Exec(ctx, `
+		return execWithRaise(ctx, tx, msg, `
 			INSERT INTO members (conv_id, user_id, role, from_seq, joined_at)
 			VALUES ($1, $2, $3, $4, $5)
 			ON CONFLICT (conv_id, user_id) DO UPDATE
 			SET role = excluded.role, from_seq = excluded.from_seq,
 			    until_seq = NULL, joined_at = excluded.joined_at`,
 			convID, userID, role, msg.Seq, msg.CreatedAt)
-		return err
 	})
 	if err != nil {
 		return storage.Message{}, fmt.Errorf("add %q to %q: %w", userID, convID, err)
@@ -328,9 +350,8 @@ func (s *Store) RemoveMember(ctx context.Context, convID, userID string, note st
 		if msg, err = appendNote(ctx, tx, note); err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, "UPDATE members SET until_seq = $3 WHERE conv_id = $1 AND user_id = $2",
+		return execWithRaise(ctx, tx, msg, "UPDATE members SET until_seq = $3 WHERE conv_id = $1 AND user_id = $2",
 			convID, userID, msg.Seq)
-		return err
 	})
 	if err != nil {
 		return storage.Message{}, fmt.Errorf("remove %q from %q: %w", userID, convID, err)

@@ -1,10 +1,13 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -16,7 +19,8 @@ import (
 // conversations, reads their last seqs, the senders' memberships and earlier
 // messages with the same idempotency keys, decides every item in Go and
 // writes the new messages with COPY. That costs four round trips (the reads
-// are pipelined with BEGIN) however large the batch.
+// are pipelined with BEGIN) however large the batch: the last one advances
+// the conversations and raises the senders' receipts in one statement.
 //
 // The conversation locks make the decisions safe when several nodes append
 // to the same conversations: under READ COMMITTED each statement after the
@@ -51,6 +55,9 @@ func (s *Store) AppendMessages(ctx context.Context, batch []storage.NewMessage) 
 
 	var rows [][]any
 	lastAt := make(map[string]time.Time) // conversations that got messages
+	// Newest stored seq per (conversation, sender): sending implies having
+	// read everything up to one's own message.
+	sent := make(map[[2]string]int64)
 	for i, nm := range batch {
 		if results[i].Err != nil {
 			continue
@@ -82,6 +89,7 @@ func (s *Store) AppendMessages(ctx context.Context, batch []storage.NewMessage) 
 		}
 		st.lastSeq[m.ConvID] = m.Seq
 		st.stored[key] = m
+		sent[[2]string{m.ConvID, m.SenderID}] = m.Seq // seqs only grow
 		if at, ok := lastAt[m.ConvID]; !ok || m.CreatedAt.After(at) {
 			lastAt[m.ConvID] = m.CreatedAt
 		}
@@ -99,11 +107,19 @@ func (s *Store) AppendMessages(ctx context.Context, batch []storage.NewMessage) 
 		for id, at := range lastAt {
 			ids, seqs, ats = append(ids, id), append(seqs, st.lastSeq[id]), append(ats, at)
 		}
-		if _, err := tx.Exec(ctx, `
-			UPDATE conversations c SET last_seq = u.last_seq, last_at = greatest(c.last_at, u.last_at)
-			FROM unnest($1::text[], $2::bigint[], $3::timestamptz[]) AS u (id, last_seq, last_at)
-			WHERE c.id = u.id`, ids, seqs, ats); err != nil {
-			return nil, fmt.Errorf("append messages: advance conversations: %w", err)
+		// Sorted by (conversation, user): the order every transaction
+		// locking several members rows takes them in (see appendFinishSQL).
+		keys := slices.SortedFunc(maps.Keys(sent), func(a, b [2]string) int {
+			return cmp.Or(strings.Compare(a[0], b[0]), strings.Compare(a[1], b[1]))
+		})
+		sconvs := make([]string, len(keys))
+		susers := make([]string, len(keys))
+		sseqs := make([]int64, len(keys))
+		for i, k := range keys {
+			sconvs[i], susers[i], sseqs[i] = k[0], k[1], sent[k]
+		}
+		if _, err := tx.Exec(ctx, appendFinishSQL, ids, seqs, ats, sconvs, susers, sseqs); err != nil {
+			return nil, fmt.Errorf("append messages: advance conversations and senders: %w", err)
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {
@@ -111,6 +127,38 @@ func (s *Store) AppendMessages(ctx context.Context, batch []storage.NewMessage) 
 	}
 	return results, nil
 }
+
+// appendFinishSQL is the last statement of AppendMessages: it advances the
+// conversations ($1 ids, $2 last seqs, $3 last times) and raises the
+// senders' Delivered and Read ($4 conversations, $5 users, $6 seqs) in one
+// round trip.
+//
+// The batch holds its conversations' row locks, so no other append or
+// membership change touches these members rows; AdvanceCursors and MarkRead
+// do, without the conversation lock. AdvanceCursors locks one user's rows in
+// conversation order, so locking ours in (conversation, user) order cannot
+// deadlock with it: "locked" takes the row locks one by one in array order
+// (the nested loop follows the array) before the UPDATE writes them, whatever
+// join the planner picks for the UPDATE. Under READ COMMITTED the UPDATE then
+// finds the newest version of each row, so greatest() never lowers a
+// concurrent raise. The conversations CTE runs to completion although
+// nothing reads it.
+const appendFinishSQL = `
+WITH convs AS (
+	UPDATE conversations c SET last_seq = u.last_seq, last_at = greatest(c.last_at, u.last_at)
+	FROM unnest($1::text[], $2::bigint[], $3::timestamptz[]) AS u (id, last_seq, last_at)
+	WHERE c.id = u.id
+), locked AS (
+	SELECT k.conv_id, k.user_id, k.seq
+	FROM unnest($4::text[], $5::text[], $6::bigint[]) AS k (conv_id, user_id, seq)
+	CROSS JOIN LATERAL (
+		SELECT FROM members m WHERE m.conv_id = k.conv_id AND m.user_id = k.user_id
+		FOR NO KEY UPDATE) AS m
+)
+UPDATE members m
+SET delivered_seq = greatest(m.delivered_seq, l.seq), read_seq = greatest(m.read_seq, l.seq)
+FROM locked l
+WHERE m.conv_id = l.conv_id AND m.user_id = l.user_id`
 
 func messageColumnNames() []string {
 	return []string{"conv_id", "seq", "id", "sender_id", "sender_device", "client_msg_id", "kind", "body", "created_at"}

@@ -183,7 +183,7 @@ func (s *Store) CreateGroup(ctx context.Context, conv storage.Conversation, memb
 				return err
 			}
 		}
-		return nil
+		return raiseSender(ctx, tx, msg)
 	})
 	if err != nil {
 		return storage.Conversation{}, storage.Message{}, fmt.Errorf("sqlite: create group: %w", err)
@@ -291,7 +291,11 @@ func (s *Store) AddMember(ctx context.Context, convID, userID string, role stora
 		if msg, err = appendNote(ctx, tx, convID, note); err != nil {
 			return err
 		}
-		return insertMember(ctx, tx, convID, userID, role, msg.Seq, msg.CreatedAt)
+		if err := insertMember(ctx, tx, convID, userID, role, msg.Seq, msg.CreatedAt); err != nil {
+			return err
+		}
+		// After the insert, so that it covers a user adding themselves.
+		return raiseSender(ctx, tx, msg)
 	})
 	if err != nil {
 		return storage.Message{}, fmt.Errorf("sqlite: add member %q to %q: %w", userID, convID, err)
@@ -317,8 +321,10 @@ func (s *Store) RemoveMember(ctx context.Context, convID, userID string, note st
 		if msg, err = appendNote(ctx, tx, convID, note); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE members SET until_seq = ? WHERE conv_id = ? AND user_id = ?`, msg.Seq, convID, userID)
-		return err
+		if _, err := tx.ExecContext(ctx, `UPDATE members SET until_seq = ? WHERE conv_id = ? AND user_id = ?`, msg.Seq, convID, userID); err != nil {
+			return err
+		}
+		return raiseSender(ctx, tx, msg)
 	})
 	if err != nil {
 		return storage.Message{}, fmt.Errorf("sqlite: remove member %q from %q: %w", userID, convID, err)

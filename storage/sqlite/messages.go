@@ -148,8 +148,23 @@ func (a *appender) add(ctx context.Context, m storage.NewMessage) (storage.Appen
 	return storage.AppendResult{Message: msg}, nil
 }
 
+// raiseSenderSQL raises the Delivered and Read of member ?2 of conversation
+// ?1 to at least seq ?3: sending a message implies having received and read
+// everything up to it.
+const raiseSenderSQL = `UPDATE members SET delivered_seq = MAX(delivered_seq, ?3), read_seq = MAX(read_seq, ?3)
+	WHERE conv_id = ?1 AND user_id = ?2`
+
+// raiseSender applies raiseSenderSQL for the sender of m. Without a members
+// row (a system sender) it changes nothing.
+func raiseSender(ctx context.Context, tx *sql.Tx, m storage.Message) error {
+	_, err := tx.ExecContext(ctx, raiseSenderSQL, m.ConvID, m.SenderID, m.Seq)
+	return err
+}
+
 // AppendMessages stores a batch in one transaction (one disk sync). Items
 // are independent except that an internal error rolls back the whole batch.
+// After the items, one UPDATE per (conversation, sender) raises the
+// sender's receipts to their newest stored message.
 func (s *Store) AppendMessages(ctx context.Context, batch []storage.NewMessage) ([]storage.AppendResult, error) {
 	if len(batch) == 0 {
 		return nil, nil
@@ -160,9 +175,25 @@ func (s *Store) AppendMessages(ctx context.Context, batch []storage.NewMessage) 
 		if err != nil {
 			return err
 		}
+		sent := make(map[[2]string]storage.Message) // newest stored per (conversation, sender)
 		for i, m := range batch {
 			if out[i], err = a.add(ctx, m); err != nil {
 				return err
+			}
+			if r := out[i]; r.Err == nil && !r.Duplicate {
+				sent[[2]string{r.Message.ConvID, r.Message.SenderID}] = r.Message // seqs only grow
+			}
+		}
+		if len(sent) == 0 {
+			return nil
+		}
+		raise, err := tx.PrepareContext(ctx, raiseSenderSQL)
+		if err != nil {
+			return err
+		}
+		for _, m := range sent {
+			if _, err := raise.ExecContext(ctx, m.ConvID, m.SenderID, m.Seq); err != nil {
+				return fmt.Errorf("raise receipts of %q in %q: %w", m.SenderID, m.ConvID, err)
 			}
 		}
 		return nil

@@ -112,7 +112,8 @@ func testCreateGroup(t *testing.T, open func(t *testing.T) storage.Store) {
 		checkMembers(t, "ActiveMembers", got, []storage.Member{
 			{ConvID: "g1", UserID: "alice", Role: storage.RoleMember, FromSeq: 1, JoinedAt: at(10)},
 			{ConvID: "g1", UserID: "bob", Role: storage.RoleMember, FromSeq: 1, JoinedAt: at(10)},
-			{ConvID: "g1", UserID: "carol", Role: storage.RoleOwner, FromSeq: 1, JoinedAt: at(10)},
+			// The creator sent the note.
+			{ConvID: "g1", UserID: "carol", Role: storage.RoleOwner, FromSeq: 1, JoinedAt: at(10), Delivered: 1, Read: 1},
 		})
 	})
 

@@ -68,16 +68,17 @@ func testMemberReceipts(t *testing.T, open func(t *testing.T) storage.Store) {
 	t.Run("ActiveMembers", func(t *testing.T) {
 		got, err := s.ActiveMembers(ctx, "ab")
 		must(t, "ActiveMembers", err)
+		// bob sent 1..3, so he has received and read them.
 		checkMembers(t, "ActiveMembers(ab)", got, []storage.Member{
 			{ConvID: "ab", UserID: "alice", Role: storage.RoleMember, FromSeq: 1, JoinedAt: at(0), Delivered: 2, Read: 1},
-			{ConvID: "ab", UserID: "bob", Role: storage.RoleMember, FromSeq: 1, JoinedAt: at(0)},
+			{ConvID: "ab", UserID: "bob", Role: storage.RoleMember, FromSeq: 1, JoinedAt: at(0), Delivered: 3, Read: 3},
 		})
 		got, err = s.ActiveMembers(ctx, "g")
 		must(t, "ActiveMembers", err)
 		checkMembers(t, "ActiveMembers(g)", got, []storage.Member{
 			{ConvID: "g", UserID: "alice", Role: storage.RoleMember, FromSeq: 1, JoinedAt: at(0)},
 			{ConvID: "g", UserID: "bob", Role: storage.RoleMember, FromSeq: 1, JoinedAt: at(0), Delivered: 1},
-			{ConvID: "g", UserID: "carol", Role: storage.RoleOwner, FromSeq: 1, JoinedAt: at(0)},
+			{ConvID: "g", UserID: "carol", Role: storage.RoleOwner, FromSeq: 1, JoinedAt: at(0), Delivered: 1, Read: 1},
 		})
 	})
 
@@ -132,9 +133,11 @@ func testAdvanceReceipts(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"capped at the newest seq", "alice", "phone",
 			[]storage.CursorUpdate{{ConvID: "ab", Seq: 99}},
 			[]storage.DeliveredChange{change("ab", "alice", 7, 8, 1)}},
+		{"own messages are delivered already", "bob", "phone",
+			[]storage.CursorUpdate{{ConvID: "ab", Seq: 5}}, nil},
 		{"per user", "bob", "phone",
-			[]storage.CursorUpdate{{ConvID: "ab", Seq: 5}},
-			[]storage.DeliveredChange{change("ab", "bob", 0, 5, 0)}},
+			[]storage.CursorUpdate{{ConvID: "g", Seq: 5}},
+			[]storage.DeliveredChange{change("g", "bob", 0, 5, 0)}},
 		{"never a member", "carol", "phone",
 			[]storage.CursorUpdate{{ConvID: "ab", Seq: 3}}, nil},
 		{"unknown conversation", "alice", "phone",
@@ -149,9 +152,10 @@ func testAdvanceReceipts(t *testing.T, open func(t *testing.T) storage.Store) {
 
 	t.Run("stored", func(t *testing.T) {
 		checkReceipt(t, s, "ab", "alice", 8, 1)
-		checkReceipt(t, s, "ab", "bob", 5, 0)
+		checkReceipt(t, s, "ab", "bob", 8, 8)
 		checkReceipt(t, s, "g", "alice", 5, 0)
-		checkReceipt(t, s, "g", "bob", 0, 0)
+		checkReceipt(t, s, "g", "bob", 5, 0)
+		checkReceipt(t, s, "g", "carol", 5, 5)
 		_, err := s.GetMember(ctx, "ab", "carol")
 		checkErr(t, "GetMember(ab, carol)", err, storage.ErrNotMember)
 	})
@@ -161,7 +165,7 @@ func testAdvanceReceipts(t *testing.T, open func(t *testing.T) storage.Store) {
 		must(t, "RemoveMember", err)
 		appendOK(t, s, text("g", "carol", "after-bob", at(11)))
 		got := advance(t, s, "bob", "phone", storage.CursorUpdate{ConvID: "g", Seq: 99})
-		checkChanges(t, "AdvanceCursors", got, []storage.DeliveredChange{change("g", "bob", 0, 6, 0)})
+		checkChanges(t, "AdvanceCursors", got, []storage.DeliveredChange{change("g", "bob", 5, 6, 0)})
 	})
 }
 
@@ -192,7 +196,8 @@ func testMarkRead(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"same seq again", "alice", "ab", 4, 4, 4, false, nil},
 		{"capped at the newest seq", "alice", "ab", 99, 5, 5, true, nil},
 		{"capped again", "alice", "ab", 99, 5, 5, false, nil},
-		{"zero", "bob", "ab", 0, 0, 0, false, nil},
+		{"zero", "alice", "ab", 0, 5, 5, false, nil},
+		{"sender has read their own messages", "bob", "ab", 3, 5, 5, false, nil},
 		{"past member capped at UntilSeq", "alice", "g", 99, 4, 4, true, nil},
 		{"never a member", "eve", "ab", 1, 0, 0, false, storage.ErrNotMember},
 		{"unknown conversation", "alice", "nope", 1, 0, 0, false, storage.ErrNotMember},
@@ -250,7 +255,7 @@ func testReceipts(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"g", []storage.Receipt{
 			{ConvID: "g", UserID: "alice", Delivered: 2, Read: 2},
 			{ConvID: "g", UserID: "bob", Delivered: 3},
-			{ConvID: "g", UserID: "carol"},
+			{ConvID: "g", UserID: "carol", Delivered: 5, Read: 5}, // sent 1..5
 		}},
 		{"ab", []storage.Receipt{{ConvID: "ab", UserID: "alice"}, {ConvID: "ab", UserID: "bob"}}},
 		{"nope", nil},
@@ -446,4 +451,186 @@ func testReceiptsConcurrent(t *testing.T, open func(t *testing.T) storage.Store)
 		t.Errorf("two MarkRead calls reported the same change: Reads %v", reads)
 	}
 	checkReceipt(t, s, "ab", "alice", n, n)
+}
+
+// checkUnread checks Unread(user).
+func checkUnread(t *testing.T, s storage.Store, user string, want []storage.Unread) {
+	t.Helper()
+	got, err := s.Unread(t.Context(), user)
+	must(t, "Unread", err)
+	if len(got) != 0 || len(want) != 0 {
+		checkDeepEqual(t, "Unread("+user+")", got, want)
+	}
+}
+
+// testSenderReceipts checks that sending implies having received and read
+// everything up to one's own message, for messages and membership notes.
+func testSenderReceipts(t *testing.T, open func(t *testing.T) storage.Store) {
+	s := open(t)
+	ctx := t.Context()
+	createUsers(t, s, "alice", "bob", "carol")
+	direct(t, s, "alice", "bob", "ab", at(0))
+	group(t, s, "g", "carol", []string{"alice", "bob"}, at(0)) // seq 1, by carol
+
+	t.Run("note of CreateGroup", func(t *testing.T) {
+		checkReceipt(t, s, "g", "carol", 1, 1)
+		checkReceipt(t, s, "g", "alice", 0, 0)
+		checkUnread(t, s, "carol", nil)
+	})
+
+	t.Run("send", func(t *testing.T) {
+		appendOK(t, s, text("ab", "bob", "b1", at(1))) // ab seq 1
+		advance(t, s, "alice", "phone", storage.CursorUpdate{ConvID: "ab", Seq: 1})
+		// One batch: two messages of alice in ab and one of bob in g.
+		appendOK(t, s,
+			text("ab", "alice", "a1", at(2)), // ab seq 2
+			text("g", "bob", "b2", at(3)),    // g seq 2
+			text("ab", "alice", "a2", at(4)), // ab seq 3
+		)
+		checkReceipt(t, s, "ab", "alice", 3, 3) // up to her newest, not just the first
+		checkReceipt(t, s, "ab", "bob", 1, 1)   // other members untouched
+		checkReceipt(t, s, "g", "bob", 2, 2)
+		checkReceipt(t, s, "g", "carol", 1, 1)
+		checkReceipt(t, s, "g", "alice", 0, 0)
+	})
+
+	t.Run("own messages are not unread", func(t *testing.T) {
+		checkUnread(t, s, "alice", []storage.Unread{{ConvID: "g", LastSeq: 2}})
+		checkUnread(t, s, "bob", []storage.Unread{{ConvID: "ab", LastSeq: 3, Read: 1}})
+		checkUnread(t, s, "carol", []storage.Unread{{ConvID: "g", LastSeq: 2, Read: 1}})
+	})
+
+	t.Run("duplicates change nothing", func(t *testing.T) {
+		res, err := s.AppendMessages(ctx, []storage.NewMessage{
+			text("ab", "bob", "b3", at(5)),   // ab seq 4
+			text("ab", "alice", "a1", at(6)), // retransmission of seq 2
+			text("ab", "bob", "b3", at(7)),   // duplicate within the batch
+		})
+		must(t, "AppendMessages", err)
+		if res[0].Err != nil || res[0].Duplicate || !res[1].Duplicate || !res[2].Duplicate ||
+			res[1].Message.Seq != 2 || res[2].Message.Seq != 4 {
+			t.Fatalf("AppendMessages = %+v; want new seq 4, duplicates of 2 and 4", res)
+		}
+		// Not lowered to the duplicate's seq 2, not raised to bob's 4.
+		checkReceipt(t, s, "ab", "alice", 3, 3)
+		checkReceipt(t, s, "ab", "bob", 4, 4)
+		checkUnread(t, s, "alice", []storage.Unread{{ConvID: "ab", LastSeq: 4, Read: 3}, {ConvID: "g", LastSeq: 2}})
+	})
+
+	t.Run("rejected items change nothing", func(t *testing.T) {
+		_, err := s.RemoveMember(ctx, "g", "bob", note("g", "carol", "remove-bob", at(8))) // g seq 3
+		must(t, "RemoveMember", err)
+		res, err := s.AppendMessages(ctx, []storage.NewMessage{text("g", "bob", "b4", at(9)), text("ab", "carol", "c1", at(9))})
+		must(t, "AppendMessages", err)
+		checkErr(t, "removed member", res[0].Err, storage.ErrNotMember)
+		checkErr(t, "never a member", res[1].Err, storage.ErrNotMember)
+		checkReceipt(t, s, "g", "bob", 2, 2)
+		_, err = s.GetMember(ctx, "ab", "carol")
+		checkErr(t, "GetMember(ab, carol)", err, storage.ErrNotMember)
+	})
+
+	t.Run("notes raise their sender", func(t *testing.T) {
+		checkReceipt(t, s, "g", "carol", 3, 3) // removed bob at seq 3
+		// bob re-adds himself (say, with an invite link): seq 4.
+		_, err := s.AddMember(ctx, "g", "bob", storage.RoleMember, maxMembers, note("g", "bob", "rejoin", at(10)))
+		must(t, "AddMember", err)
+		checkReceipt(t, s, "g", "bob", 4, 4)
+		checkReceipt(t, s, "g", "carol", 3, 3)
+		// alice leaves: seq 5, her last visible message.
+		_, err = s.RemoveMember(ctx, "g", "alice", note("g", "alice", "leave", at(11)))
+		must(t, "RemoveMember", err)
+		checkReceipt(t, s, "g", "alice", 5, 5)
+		checkUnread(t, s, "alice", []storage.Unread{{ConvID: "ab", LastSeq: 4, Read: 3}})
+		checkUnread(t, s, "bob", []storage.Unread{{ConvID: "g", LastSeq: 5, Read: 4}})
+	})
+
+	t.Run("a newcomer's own join note", func(t *testing.T) {
+		createUsers(t, s, "dave")
+		_, err := s.AddMember(ctx, "g", "dave", storage.RoleMember, maxMembers, note("g", "dave", "join", at(12))) // seq 6
+		must(t, "AddMember", err)
+		checkReceipt(t, s, "g", "dave", 6, 6)
+		checkUnread(t, s, "dave", nil)
+	})
+}
+
+// testSenderReceiptsConcurrent appends batches in which one user writes to
+// many conversations while that user's devices acknowledge and read them.
+// Every store must finish without errors (a PostgreSQL deadlock between an
+// append and AdvanceCursors would surface as one) and leave the user's Read
+// at least at their newest message.
+func testSenderReceiptsConcurrent(t *testing.T, open func(t *testing.T) storage.Store) {
+	s := open(t)
+	ctx := t.Context()
+	createUsers(t, s, "alice", "bob")
+	const convs, rounds = 8, 15
+	ids := make([]string, convs)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("g%02d", i)
+		group(t, s, ids[i], "bob", []string{"alice"}, at(0))
+	}
+
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	newest := make(map[string]int64) // alice's newest message per conversation
+	wg.Go(func() {
+		for r := range rounds {
+			// Descending, the opposite of the order AdvanceCursors locks in.
+			var batch []storage.NewMessage
+			for _, id := range slices.Backward(ids) {
+				batch = append(batch,
+					text(id, "alice", fmt.Sprint("a", r), at(int64(r))),
+					text(id, "bob", fmt.Sprint("b", r), at(int64(r))))
+			}
+			res, err := s.AppendMessages(ctx, batch)
+			if err != nil {
+				errs[0] = err
+				return
+			}
+			for _, x := range res {
+				if x.Err != nil {
+					errs[0] = x.Err
+					return
+				}
+				if x.Message.SenderID == "alice" {
+					newest[x.Message.ConvID] = x.Message.Seq
+				}
+			}
+		}
+	})
+	for d := range 2 {
+		wg.Go(func() {
+			for range rounds {
+				var updates []storage.CursorUpdate
+				for _, id := range ids {
+					updates = append(updates, storage.CursorUpdate{ConvID: id, Seq: 1 << 40})
+				}
+				if _, err := s.AdvanceCursors(ctx, "alice", fmt.Sprint("device-", d), updates); err != nil {
+					errs[1+d] = err
+					return
+				}
+			}
+		})
+	}
+	wg.Go(func() {
+		for range rounds {
+			for _, id := range ids {
+				if _, _, err := s.MarkRead(ctx, "alice", id, 1<<40); err != nil {
+					errs[3] = err
+					return
+				}
+			}
+		}
+	})
+	wg.Wait()
+	for _, err := range errs {
+		must(t, "concurrent appends and receipts", err)
+	}
+	for _, id := range ids {
+		m, err := s.GetMember(ctx, id, "alice")
+		must(t, "GetMember", err)
+		if m.Read < newest[id] || m.Delivered < m.Read {
+			t.Errorf("alice in %s: Delivered %d, Read %d; want Read >= %d (her newest) and Delivered >= Read",
+				id, m.Delivered, m.Read, newest[id])
+		}
+	}
 }

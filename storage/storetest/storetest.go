@@ -55,6 +55,8 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"Senders", testSenders},
 		{"Unread", testUnread},
 		{"ReceiptsConcurrent", testReceiptsConcurrent},
+		{"SenderReceipts", testSenderReceipts},
+		{"SenderReceiptsConcurrent", testSenderReceiptsConcurrent},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open) })
