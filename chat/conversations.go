@@ -111,6 +111,8 @@ func (s *Service) Conversations(ctx context.Context, dev Device, limit int) ([]p
 		out[i] = wireConversation(c, nil)
 		if u, ok := byConv[c.ID]; ok {
 			out[i].Read, out[i].Unread = u.Read, u.LastSeq-u.Read
+		} else {
+			out[i].Read = c.LastSeq // nothing unread: read up to the end
 		}
 	}
 	return out, nil

@@ -198,7 +198,7 @@ type Conversation struct {
 	Created   int64    `json:"created"` // Unix milliseconds
 	LastSeq   int64    `json:"last_seq"`
 	Members   []Member `json:"members,omitempty"`
-	Read      int64    `json:"read,omitempty"`   // conversations: your read position
+	Read      int64    `json:"read,omitempty"`   // conversations: your read position (the end when nothing is unread)
 	Unread    int64    `json:"unread,omitempty"` // conversations: messages after it
 }
 
