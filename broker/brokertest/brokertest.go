@@ -1,6 +1,6 @@
 // Package brokertest runs a complete msgr broker in-process for tests: real
 // listeners on 127.0.0.1, the embedded SQLite store in a temporary
-// directory, stopped on test cleanup.
+// directory (or PostgreSQL, see WithPostgres), stopped on test cleanup.
 package brokertest
 
 import (
@@ -14,6 +14,7 @@ import (
 	"github.com/msgrhq/msgr/auth"
 	"github.com/msgrhq/msgr/broker"
 	"github.com/msgrhq/msgr/storage"
+	"github.com/msgrhq/msgr/storage/postgres/pgtest"
 )
 
 // Broker is a running test broker.
@@ -33,6 +34,18 @@ type Option func(*broker.Config)
 
 // WithConfig applies f to the broker configuration.
 func WithConfig(f func(*broker.Config)) Option { return Option(f) }
+
+// WithPostgres runs the broker on the PostgreSQL server named by
+// MSGR_TEST_DATABASE_URL, in a fresh schema that is dropped when the test
+// ends, so tests never see each other's data. It skips the test when
+// MSGR_TEST_DATABASE_URL is unset; scripts/test.sh always sets it.
+func WithPostgres(t testing.TB) Option {
+	t.Helper()
+	// Created now, before Start registers the broker's cleanup, so that the
+	// broker stops before its schema is dropped.
+	databaseURL := pgtest.FreshSchema(t)
+	return func(c *broker.Config) { c.DatabaseURL = databaseURL }
+}
 
 // Start starts a broker on random ports; it is stopped when the test ends.
 // Set MSGR_TEST_LOG=1 to see its log.

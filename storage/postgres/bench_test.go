@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/msgrhq/msgr/storage"
+	"github.com/msgrhq/msgr/storage/postgres/pgtest"
 )
 
 // benchConversations spreads benchmark messages over this many groups, as a
@@ -45,7 +46,7 @@ func benchMessages(n int, next *int) []storage.NewMessage {
 func BenchmarkAppendMessages(b *testing.B) {
 	for _, size := range []int{1, 10, 100, 500} {
 		b.Run(fmt.Sprintf("batch=%d", size), func(b *testing.B) {
-			s := openStore(b, freshSchema(b))
+			s := openStore(b, pgtest.FreshSchema(b))
 			ctx := context.Background()
 			for i := range benchConversations {
 				setupGroup(b, s, fmt.Sprintf("bench-%04d", i), "alice", "bob")
@@ -76,7 +77,7 @@ func BenchmarkAppendMessages(b *testing.B) {
 func BenchmarkCopyBaseline(b *testing.B) {
 	for _, size := range []int{1, 10, 100, 500} {
 		b.Run(fmt.Sprintf("batch=%d", size), func(b *testing.B) {
-			u := freshSchema(b)
+			u := pgtest.FreshSchema(b)
 			conn := connect(b, u)
 			ctx := context.Background()
 			if _, err := conn.Exec(ctx, `CREATE TABLE copy_scratch (

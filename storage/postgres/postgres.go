@@ -32,6 +32,13 @@ const (
 	codeForeignKeyViolation = "23503"
 )
 
+// defaultConnectTimeout bounds each connection attempt (TCP connect, TLS,
+// startup) when the URL sets no connect_timeout. pgx has no default: a
+// database host that accepts connections but never answers made Open, and
+// so msgrd's start, hang forever, and pool connections opened during an
+// outage waited for their callers' deadlines.
+const defaultConnectTimeout = 5 * time.Second
+
 // Store is a storage.Store backed by a PostgreSQL connection pool.
 type Store struct {
 	pool *pgxpool.Pool
@@ -54,6 +61,9 @@ func Open(ctx context.Context, databaseURL string) (*Store, error) {
 	// URL wins.
 	if _, ok := cfg.ConnConfig.RuntimeParams["plan_cache_mode"]; !ok {
 		cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_generic_plan"
+	}
+	if cfg.ConnConfig.ConnectTimeout <= 0 {
+		cfg.ConnConfig.ConnectTimeout = defaultConnectTimeout
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {

@@ -2,12 +2,9 @@ package postgres_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"net/url"
-	"os"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -17,60 +14,9 @@ import (
 
 	"github.com/msgrhq/msgr/storage"
 	"github.com/msgrhq/msgr/storage/postgres"
+	"github.com/msgrhq/msgr/storage/postgres/pgtest"
 	"github.com/msgrhq/msgr/storage/storetest"
 )
-
-// testDatabaseURL returns MSGR_TEST_DATABASE_URL or skips the test;
-// scripts/test.sh always sets it.
-func testDatabaseURL(tb testing.TB) string {
-	tb.Helper()
-	u := os.Getenv("MSGR_TEST_DATABASE_URL")
-	if u == "" {
-		tb.Skip("MSGR_TEST_DATABASE_URL is not set; run ./scripts/test.sh, which starts a throwaway PostgreSQL")
-	}
-	return u
-}
-
-// freshSchema creates an empty schema, dropped when the test ends, and
-// returns a database URL whose connections use it. A schema per test is
-// much cheaper than a database per test and isolates tests just as well.
-func freshSchema(tb testing.TB) string {
-	tb.Helper()
-	base := testDatabaseURL(tb)
-	b := make([]byte, 8)
-	rand.Read(b)
-	schema := "t_" + hex.EncodeToString(b)
-
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		tb.Fatalf("connect to test database: %v", err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		tb.Fatalf("create schema: %v", err)
-	}
-	tb.Cleanup(func() {
-		conn, err := pgx.Connect(ctx, base)
-		if err != nil {
-			tb.Errorf("connect to drop schema: %v", err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			tb.Errorf("drop schema: %v", err)
-		}
-	})
-
-	u, err := url.Parse(base)
-	if err != nil {
-		tb.Fatalf("parse MSGR_TEST_DATABASE_URL: %v", err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
 
 func openStore(tb testing.TB, databaseURL string) *postgres.Store {
 	tb.Helper()
@@ -84,7 +30,7 @@ func openStore(tb testing.TB, databaseURL string) *postgres.Store {
 
 func TestStore(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) storage.Store {
-		return openStore(t, freshSchema(t))
+		return openStore(t, pgtest.FreshSchema(t))
 	})
 }
 
@@ -101,8 +47,58 @@ func TestOpenUnreachable(t *testing.T) {
 	}
 }
 
+// TestOpenSilentServer points Open at a server that accepts connections and
+// never answers, without a deadline of its own: the default connect timeout
+// must end it with an error that says where.
+func TestOpenSilentServer(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held []net.Conn // accepted and left unanswered
+	accepted := make(chan struct{})
+	go func() {
+		defer close(accepted)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		<-accepted
+		for _, c := range held {
+			c.Close()
+		}
+	})
+
+	errc := make(chan error, 1)
+	go func() {
+		s, err := postgres.Open(context.Background(), "postgres://msgr@"+ln.Addr().String()+"/msgr?sslmode=disable")
+		if err == nil {
+			s.Close()
+		}
+		errc <- err
+	}()
+	select {
+	case err := <-errc:
+		if err == nil {
+			t.Fatal("Open succeeded against a server that never answers")
+		}
+		if !strings.Contains(err.Error(), ln.Addr().String()) {
+			t.Errorf("error %q does not name the server", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("Open still waiting after a minute for a server that never answers")
+	}
+}
+
 func TestMigrateConcurrentOpen(t *testing.T) {
-	u := freshSchema(t)
+	u := pgtest.FreshSchema(t)
 	const nodes = 4
 	var wg sync.WaitGroup
 	errs := make([]error, nodes)
@@ -134,7 +130,7 @@ func TestMigrateConcurrentOpen(t *testing.T) {
 }
 
 func TestMigrateRefusesNewerSchema(t *testing.T) {
-	u := freshSchema(t)
+	u := pgtest.FreshSchema(t)
 	openStore(t, u).Close()
 
 	conn := connect(t, u)
@@ -250,7 +246,7 @@ func textMessage(convID, sender, cmid string) storage.NewMessage {
 // duplicate and rejected items: rejected items and duplicates take no seq
 // and do not stop the others.
 func TestAppendBatchMixed(t *testing.T) {
-	s := openStore(t, freshSchema(t))
+	s := openStore(t, pgtest.FreshSchema(t))
 	ctx := context.Background()
 	setupGroup(t, s, "g", "alice", "bob")
 	if err := s.CreateUser(ctx, storage.User{ID: "eve", PasswordHash: "x", CreatedAt: time.Now()}); err != nil {
@@ -296,7 +292,7 @@ func TestAppendBatchMixed(t *testing.T) {
 // (two broker nodes) at once, with overlapping retries of the same client
 // message ids; every message must be stored exactly once with gapless seqs.
 func TestAppendTwoNodes(t *testing.T) {
-	u := freshSchema(t)
+	u := pgtest.FreshSchema(t)
 	nodes := []*postgres.Store{openStore(t, u), openStore(t, u)}
 	ctx := context.Background()
 	setupGroup(t, nodes[0], "g1", "alice", "bob")
@@ -361,7 +357,7 @@ func TestAppendTwoNodes(t *testing.T) {
 // TestAppendRacesRemoval removes members while they send from another node:
 // no message of a removed member may be stored after the removal note.
 func TestAppendRacesRemoval(t *testing.T) {
-	u := freshSchema(t)
+	u := pgtest.FreshSchema(t)
 	nodes := []*postgres.Store{openStore(t, u), openStore(t, u)}
 	ctx := context.Background()
 	senders := []string{"s0", "s1", "s2", "s3", "s4", "s5"}
@@ -412,7 +408,7 @@ func TestAppendRacesRemoval(t *testing.T) {
 // TestAdvanceCursorsFrom checks the From condition and per-conversation
 // order of AdvanceCursors.
 func TestAdvanceCursorsFrom(t *testing.T) {
-	u := freshSchema(t)
+	u := pgtest.FreshSchema(t)
 	s := openStore(t, u)
 	ctx := context.Background()
 	setupGroup(t, s, "g", "alice", "bob")
