@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -151,7 +152,7 @@ func TestMigrateRefusesNewerSchema(t *testing.T) {
 // with data: the receipts migration must keep it and derive Delivered from
 // the device cursors.
 func TestUpgradeFromV1(t *testing.T) {
-	u := freshSchema(t)
+	u := pgtest.FreshSchema(t)
 	ctx := context.Background()
 	v1, err := os.ReadFile("migrations/0001_init.sql")
 	if err != nil {
