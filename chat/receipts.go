@@ -46,6 +46,8 @@ func (s *Service) Receipts(ctx context.Context, dev Device, convID string) ([]pr
 		out[i] = protocol.Receipt{Conv: r.ConvID, User: r.UserID, Delivered: r.Delivered}
 		if r.UserID == dev.User || (shares[dev.User] && shares[r.UserID]) {
 			out[i].Read = r.Read
+		} else {
+			out[i].ReadHidden = true
 		}
 	}
 	return out, nil
@@ -102,6 +104,8 @@ func (s *Service) notifyReceipt(ctx context.Context, r storage.Receipt, prev int
 		seeReads := shares[to] && shares[r.UserID]
 		if seeReads {
 			ev.Read = r.Read
+		} else {
+			ev.ReadHidden = true
 		}
 		ev.AllDelivered, ev.AllRead = othersPositions(all, to, shares)
 		if !shares[to] {

@@ -138,7 +138,10 @@ type Receipt struct {
 	Conv      string `json:"conv"`
 	User      string `json:"user"`
 	Delivered int64  `json:"delivered"`      // the member has every message up to here
-	Read      int64  `json:"read,omitempty"` // ... and has read up to here (absent when hidden)
+	Read      int64  `json:"read,omitempty"` // ... and has read up to here
+	// ReadHidden says Read is withheld (read receipts off on either side),
+	// as opposed to "has read nothing".
+	ReadHidden bool `json:"read_hidden,omitempty"`
 	// On receipt events: every other member has received (read) every
 	// message up to here — for the recipient's own messages, "delivered to
 	// all" / "read by all".
@@ -160,6 +163,13 @@ type Typing struct {
 	User string `json:"user"`
 	TTL  int64  `json:"ttl_ms"`
 }
+
+// Presence visibilities (Settings.Presence, Request.Presence).
+const (
+	PresenceEveryone = "everyone"
+	PresenceContacts = "contacts" // users sharing a conversation with the user
+	PresenceNobody   = "nobody"
+)
 
 // Settings are the user's privacy settings.
 type Settings struct {

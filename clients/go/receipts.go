@@ -9,9 +9,9 @@ import (
 
 // Who may see the user's presence (Settings.Presence).
 const (
-	PresenceEveryone = "everyone"
-	PresenceContacts = "contacts" // users sharing a conversation with the user
-	PresenceNobody   = "nobody"
+	PresenceEveryone = protocol.PresenceEveryone
+	PresenceContacts = protocol.PresenceContacts
+	PresenceNobody   = protocol.PresenceNobody
 )
 
 // TypingInterval is the least time between two Typing calls for one
