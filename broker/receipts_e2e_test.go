@@ -294,3 +294,55 @@ func dialSilent(t *testing.T, addr, clientID, user, password string, keepalive u
 	}
 	return conn
 }
+
+// A user with three devices stays online until the last one goes, and a
+// user who shares no conversation with them hears nothing of it.
+func TestPresenceThreeDevicesAndNonContacts(t *testing.T) {
+	b := brokertest.Start(t)
+	users(t, b, "alice", "bob", "carol")
+	alice := dialV3(t, b, "alice", "phone", "pw-alice", v3Options{})
+	alice.send(protocol.Request{To: "bob", CMID: "m1", Body: text("hi")})
+	carol := dialV3(t, b, "carol", "phone", "pw-carol", v3Options{})
+
+	var devices []*v3
+	for _, d := range []string{"phone", "laptop", "tablet"} {
+		devices = append(devices, dialV3(t, b, "bob", d, "pw-bob", v3Options{}))
+	}
+	if p := nextPresence(alice, "bob"); !p.Online {
+		t.Fatalf("bob connected: %+v", p)
+	}
+	for _, d := range devices[:2] {
+		d.c.Disconnect(0)
+	}
+	alice.quiet(300*time.Millisecond, protocol.EvPresence)
+	devices[2].c.Disconnect(0)
+	if p := nextPresence(alice, "bob"); p.Online || p.LastSeen == 0 {
+		t.Fatalf("bob's last device gone: %+v", p)
+	}
+	carol.quiet(200*time.Millisecond, protocol.EvPresence)
+}
+
+// Acknowledging the same messages again (a redelivery) produces no second
+// receipt and does not move anything backwards.
+func TestReceiptsIdempotentUnderRedelivery(t *testing.T) {
+	b := brokertest.Start(t)
+	users(t, b, "alice", "bob")
+	alice := dialV3(t, b, "alice", "phone", "pw-alice", v3Options{})
+	bob := dialV3(t, b, "bob", "phone", "pw-bob", v3Options{})
+	s := alice.send(protocol.Request{To: "bob", CMID: "m1", Body: text("hi")})
+	bob.next(protocol.EvMessage)
+	if r := alice.nextReceipt("bob"); r.Delivered != 1 {
+		t.Fatalf("first delivery: %+v", r)
+	}
+	for range 3 {
+		bob.request(protocol.OpAck, protocol.Request{Ack: []protocol.Cursor{{Conv: s.Conv, Seq: 1}}})
+		bob.next(protocol.EvOK)
+	}
+	alice.quiet(400*time.Millisecond, protocol.EvReceipt)
+	alice.request(protocol.OpReceipts, protocol.Request{Conv: s.Conv})
+	for _, r := range alice.next(protocol.EvReceipts).Receipts {
+		if r.User == "bob" && r.Delivered != 1 {
+			t.Fatalf("bob after redelivery: %+v", r)
+		}
+	}
+}
