@@ -1,7 +1,7 @@
 // Package postgres implements storage.Store on PostgreSQL with pgx.
 //
 // It is the production store: messages are hash-partitioned by conversation
-// (see SCHEMA.md) and several broker nodes may share one database.
+// (see docs/ARCHITECTURE.md) and several broker nodes may share one database.
 package postgres
 
 import (
