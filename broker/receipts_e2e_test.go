@@ -111,7 +111,7 @@ func TestGroupReceiptsAllDelivered(t *testing.T) {
 			break
 		}
 	}
-	bob.quiet(100*time.Millisecond) // keep bob connected until here
+	bob.quiet(100 * time.Millisecond) // keep bob connected until here
 }
 
 func TestPresenceOnlineOfflineLastSeen(t *testing.T) {
