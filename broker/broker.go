@@ -53,6 +53,9 @@ func New(cfg Config, store storage.Store, log *slog.Logger) (*Broker, error) {
 	}
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumClientWritesPending = int32(cfg.WritesPending)
+	// mochi allocates a packet's full declared length before reading it;
+	// without a bound one CONNECT could claim 256 MiB.
+	caps.MaximumPacketSize = uint32(cfg.MaxPacketBytes)
 	caps.MaximumSessionExpiryInterval = uint32(sessionExpiry / time.Second)
 	// PUBACKs must not echo a command's properties back to the sender.
 	caps.Compatibilities.NoInheritedPropertiesOnAck = true
@@ -65,13 +68,20 @@ func New(cfg Config, store storage.Store, log *slog.Logger) (*Broker, error) {
 		Logger:       log,
 	})
 	b := &Broker{cfg: cfg, log: log, store: store, svc: svc, mqtt: srv, conns: newConnTracker()}
+	hasher := auth.NewHasher(auth.DefaultParams, runtime.GOMAXPROCS(0))
+	unknownUserHash, err := hasher.Hash(context.Background(), "msgr-unknown-user")
+	if err != nil {
+		svc.Close()
+		return nil, fmt.Errorf("prepare authentication: %w", err)
+	}
 	hooks := []mqtt.Hook{
 		authhook.New(authhook.Options{
-			Users:          store,
-			Passwords:      auth.NewHasher(auth.DefaultParams, runtime.GOMAXPROCS(0)),
-			SendConnack:    srv.SendConnack,
-			AllowAnonymous: cfg.AllowAnonymous,
-			Logger:         log,
+			Users:           store,
+			Passwords:       hasher,
+			UnknownUserHash: unknownUserHash,
+			SendConnack:     srv.SendConnack,
+			AllowAnonymous:  cfg.AllowAnonymous,
+			Logger:          log,
 		}),
 		acl.New(cfg.grants, srv.SendConnack),
 		&session.Hook{},

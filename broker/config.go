@@ -25,6 +25,7 @@ type Config struct {
 	MaxGroupMembers int
 	MaxTextBytes    int
 	MaxPayloadBytes int
+	MaxPacketBytes  int // largest MQTT packet a client may send, any topic
 	WritesPending   int // per-client outbound queue (mochi MaximumClientWritesPending)
 	LogLevel        string
 	LogFormat       string
@@ -42,6 +43,7 @@ func DefaultConfig() Config {
 		MaxGroupMembers: 1024,
 		MaxTextBytes:    16 * 1024,
 		MaxPayloadBytes: 64 * 1024,
+		MaxPacketBytes:  1 << 20,
 		WritesPending:   1024,
 		LogLevel:        "info",
 		LogFormat:       "text",
@@ -60,6 +62,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxGroupMembers, "max-group-members", c.MaxGroupMembers, "largest group, owner included (MSGR_MAX_GROUP_MEMBERS)")
 	fs.IntVar(&c.MaxTextBytes, "max-text-bytes", c.MaxTextBytes, "longest text message in bytes (MSGR_MAX_TEXT_BYTES)")
 	fs.IntVar(&c.MaxPayloadBytes, "max-payload-bytes", c.MaxPayloadBytes, "largest command payload in bytes (MSGR_MAX_PAYLOAD_BYTES)")
+	fs.IntVar(&c.MaxPacketBytes, "max-packet-bytes", c.MaxPacketBytes, "largest MQTT packet a client may send, on any topic (MSGR_MAX_PACKET_BYTES)")
 	fs.IntVar(&c.WritesPending, "writes-pending", c.WritesPending, "outbound packets queued per client before drops (MSGR_WRITES_PENDING)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error (MSGR_LOG_LEVEL)")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "text or json (MSGR_LOG_FORMAT)")
@@ -120,7 +123,11 @@ func (c *Config) Validate() error {
 	positive("max-group-members", c.MaxGroupMembers, 100_000)
 	positive("max-text-bytes", c.MaxTextBytes, 1<<20)
 	positive("max-payload-bytes", c.MaxPayloadBytes, 16<<20)
+	positive("max-packet-bytes", c.MaxPacketBytes, 256<<20)
 	positive("writes-pending", c.WritesPending, 1<<16)
+	if c.MaxPacketBytes < c.MaxPayloadBytes+1024 {
+		errs = append(errs, fmt.Errorf("max-packet-bytes (%d) must exceed max-payload-bytes (%d) by at least 1024 for topic and properties", c.MaxPacketBytes, c.MaxPayloadBytes))
+	}
 	if c.MaxPayloadBytes < c.MaxTextBytes+1024 {
 		errs = append(errs, fmt.Errorf("max-payload-bytes (%d) must exceed max-text-bytes (%d) by at least 1024 for the envelope", c.MaxPayloadBytes, c.MaxTextBytes))
 	}

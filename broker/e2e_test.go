@@ -183,6 +183,16 @@ func TestGroupOfThree(t *testing.T) {
 	if ev := carol.next(protocol.EvError, protocol.EvSent); ev.Type != protocol.EvError || ev.Error.Code != protocol.CodeNotMember {
 		t.Fatalf("removed member send: %+v", ev)
 	}
+	// Nor does she see the group as it is now: no receipts, no member
+	// list, and the conversation ends where her membership did.
+	carol.request(protocol.OpReceipts, protocol.Request{Conv: conv})
+	if ev := carol.next(protocol.EvError, protocol.EvReceipts); ev.Type != protocol.EvError || ev.Error.Code != protocol.CodeNotMember {
+		t.Fatalf("removed member receipts: %+v", ev)
+	}
+	carol.request(protocol.OpConversation, protocol.Request{Conv: conv})
+	if ev := carol.next(protocol.EvConversation, protocol.EvError); ev.Type != protocol.EvConversation || len(ev.Conv.Members) != 0 || ev.Conv.LastSeq != 4 {
+		t.Fatalf("removed member's view of the conversation: %+v", ev.Conv)
+	}
 }
 
 func TestRetransmissionStoredOnce(t *testing.T) {

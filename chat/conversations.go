@@ -80,12 +80,23 @@ func (s *Service) Direct(ctx context.Context, dev Device, user string) (protocol
 	return s.conversation(ctx, c.ID)
 }
 
-// Conversation returns a conversation the user is or was a member of.
+// Conversation returns a conversation the user is or was a member of. A
+// past member sees it as it was when they left: no member list, and the
+// last seq they could see.
 func (s *Service) Conversation(ctx context.Context, dev Device, convID string) (protocol.Conversation, error) {
-	if _, err := s.memberOf(ctx, convID, dev.User); err != nil {
+	m, err := s.memberOf(ctx, convID, dev.User)
+	if err != nil {
 		return protocol.Conversation{}, err
 	}
-	return s.conversation(ctx, convID)
+	if m.Active() {
+		return s.conversation(ctx, convID)
+	}
+	c, err := s.store.GetConversation(ctx, convID)
+	if err != nil {
+		return protocol.Conversation{}, s.convError(err, convID)
+	}
+	c.LastSeq = min(c.LastSeq, m.UntilSeq)
+	return wireConversation(c, nil), nil
 }
 
 // Conversations lists the user's conversations, most recently active first.

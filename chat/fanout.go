@@ -29,6 +29,9 @@ type fanout struct {
 	lanes   []chan fanoutJob
 	members *memberCache
 	wg      sync.WaitGroup
+
+	closeMu sync.RWMutex // held for reading while enqueuing, so close cannot race a send
+	closed  bool
 }
 
 type fanoutJob struct {
@@ -58,7 +61,14 @@ func (f *fanout) lane(convID string) chan fanoutJob {
 }
 
 // enqueue hands stored messages to their lanes, in the order given.
+// After close, messages are dropped: they are stored, and members get them
+// through sync.
 func (f *fanout) enqueue(msgs []storage.Message) {
+	f.closeMu.RLock()
+	defer f.closeMu.RUnlock()
+	if f.closed {
+		return
+	}
 	for _, m := range msgs {
 		f.lane(m.ConvID) <- fanoutJob{msg: m}
 	}
@@ -66,6 +76,11 @@ func (f *fanout) enqueue(msgs []storage.Message) {
 
 // enqueueWith fans m out to the active members and to extra users.
 func (f *fanout) enqueueWith(m storage.Message, extra ...string) {
+	f.closeMu.RLock()
+	defer f.closeMu.RUnlock()
+	if f.closed {
+		return
+	}
 	f.lane(m.ConvID) <- fanoutJob{msg: m, extra: extra}
 }
 
@@ -93,8 +108,12 @@ func (f *fanout) deliver(j fanoutJob) {
 		f.log.Error("fan-out: encode", "error", err)
 		return
 	}
-	for _, u := range members {
-		f.publish(u, payload)
+	for _, m := range members {
+		// A member added after this message was committed (its fan-out
+		// can lag behind the change) must not receive it.
+		if m.fromSeq <= j.msg.Seq {
+			f.publish(m.id, payload)
+		}
 	}
 	for _, u := range j.extra {
 		f.publish(u, payload)
@@ -107,9 +126,15 @@ func (f *fanout) publish(user string, payload []byte) {
 	}
 }
 
-func (f *fanout) activeMembers(convID string) ([]string, error) {
-	if ids, ok := f.members.get(convID); ok {
-		return ids, nil
+// memberRef is the part of a membership fan-out needs.
+type memberRef struct {
+	id      string
+	fromSeq int64
+}
+
+func (f *fanout) activeMembers(convID string) ([]memberRef, error) {
+	if ms, ok := f.members.get(convID); ok {
+		return ms, nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -117,19 +142,24 @@ func (f *fanout) activeMembers(convID string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	ids := make([]string, len(ms))
+	refs := make([]memberRef, len(ms))
 	for i, m := range ms {
-		ids[i] = m.UserID
+		refs[i] = memberRef{id: m.UserID, fromSeq: m.FromSeq}
 	}
-	f.members.put(convID, ids)
-	return ids, nil
+	f.members.put(convID, refs)
+	return refs, nil
 }
 
 // close waits until every queued message is published.
 func (f *fanout) close() {
-	for _, l := range f.lanes {
-		close(l)
+	f.closeMu.Lock()
+	if !f.closed {
+		f.closed = true
+		for _, l := range f.lanes {
+			close(l)
+		}
 	}
+	f.closeMu.Unlock()
 	f.wg.Wait()
 }
 
@@ -146,7 +176,7 @@ type memberCache struct {
 }
 
 type memberEntry struct {
-	ids     []string
+	members []memberRef
 	expires time.Time
 }
 
@@ -158,23 +188,23 @@ func newMemberCache(ttl time.Duration, now func() time.Time) *memberCache {
 	return &memberCache{ttl: ttl, now: now, entries: make(map[string]memberEntry)}
 }
 
-func (c *memberCache) get(convID string) ([]string, bool) {
+func (c *memberCache) get(convID string) ([]memberRef, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.entries[convID]
 	if !ok || c.now().After(e.expires) {
 		return nil, false
 	}
-	return e.ids, true
+	return e.members, true
 }
 
-func (c *memberCache) put(convID string, ids []string) {
+func (c *memberCache) put(convID string, members []memberRef) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.entries) >= maxCachedConversations {
 		clear(c.entries)
 	}
-	c.entries[convID] = memberEntry{ids: ids, expires: c.now().Add(c.ttl)}
+	c.entries[convID] = memberEntry{members: members, expires: c.now().Add(c.ttl)}
 }
 
 func (c *memberCache) invalidate(convID string) {

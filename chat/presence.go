@@ -27,19 +27,23 @@ type Conn any
 
 // presence tracks which users have a device connected to this node and
 // tells their direct contacts when they come online or go offline.
-// Transitions are handled in order by one goroutine so that contacts never
-// see "offline" overtake a later "online".
+// Transitions are queued in order and handled by one goroutine, so that
+// contacts never see "offline" overtake a later "online"; the queue is a
+// slice, not a bounded channel, so that a slow store never stalls mochi's
+// connect and disconnect paths (a backlog costs a few bytes a transition).
 type presence struct {
 	store presenceStore
 	pub   Publisher
 	now   func() time.Time
 	log   *slog.Logger
 
-	mu    sync.Mutex
-	conns map[string]map[Conn]struct{}
+	mu     sync.Mutex
+	conns  map[string]map[Conn]struct{}
+	queue  []presenceEvent
+	closed bool
 
-	events chan presenceEvent
-	done   chan struct{}
+	wake chan struct{}
+	done chan struct{}
 }
 
 type presenceEvent struct {
@@ -54,9 +58,9 @@ func newPresence(store presenceStore, pub Publisher, now func() time.Time, log *
 		pub:    pub,
 		now:    now,
 		log:    log,
-		conns:  make(map[string]map[Conn]struct{}),
-		events: make(chan presenceEvent, 4096),
-		done:   make(chan struct{}),
+		conns: make(map[string]map[Conn]struct{}),
+		wake:  make(chan struct{}, 1),
+		done:  make(chan struct{}),
 	}
 	go p.run()
 	return p
@@ -74,9 +78,18 @@ func (p *presence) connect(user string, c Conn) {
 	set[c] = struct{}{}
 	if len(set) == 1 && !known {
 		// Queued under the lock so transitions keep their order.
-		p.events <- presenceEvent{user: user, online: true, at: p.now()}
+		p.enqueue(presenceEvent{user: user, online: true, at: p.now()})
 	}
 	p.mu.Unlock()
+}
+
+// enqueue adds a transition; p.mu is held.
+func (p *presence) enqueue(ev presenceEvent) {
+	p.queue = append(p.queue, ev)
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
 }
 
 // disconnect forgets a connection; the user goes offline with the last one.
@@ -87,7 +100,7 @@ func (p *presence) disconnect(user string, c Conn) {
 	delete(set, c)
 	if known && len(set) == 0 {
 		delete(p.conns, user)
-		p.events <- presenceEvent{user: user, online: false, at: p.now()}
+		p.enqueue(presenceEvent{user: user, online: false, at: p.now()})
 	}
 	p.mu.Unlock()
 }
@@ -100,13 +113,32 @@ func (p *presence) online(user string) bool {
 
 func (p *presence) run() {
 	defer close(p.done)
-	for ev := range p.events {
-		p.transition(ev)
+	for {
+		p.mu.Lock()
+		batch, closed := p.queue, p.closed
+		p.queue = nil
+		p.mu.Unlock()
+		for _, ev := range batch {
+			p.transition(ev)
+		}
+		if len(batch) == 0 {
+			if closed {
+				return
+			}
+			<-p.wake
+		}
 	}
 }
 
+// close handles what is queued and stops; later transitions are dropped.
 func (p *presence) close() {
-	close(p.events)
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
 	<-p.done
 }
 

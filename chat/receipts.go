@@ -3,6 +3,8 @@ package chat
 import (
 	"context"
 	"encoding/json"
+	"sync"
+	"time"
 
 	"github.com/msgrhq/msgr/protocol"
 	"github.com/msgrhq/msgr/storage"
@@ -30,7 +32,7 @@ func (s *Service) MarkRead(ctx context.Context, dev Device, convID string, seq i
 
 // Receipts returns the members' positions as the asking user may see them.
 func (s *Service) Receipts(ctx context.Context, dev Device, convID string) ([]protocol.Receipt, error) {
-	if _, err := s.memberOf(ctx, convID, dev.User); err != nil {
+	if _, err := s.activeMemberOf(ctx, convID, dev.User); err != nil {
 		return nil, err
 	}
 	rs, err := s.store.Receipts(ctx, convID)
@@ -54,16 +56,69 @@ func (s *Service) Receipts(ctx context.Context, dev Device, convID string) ([]pr
 }
 
 // readSharing tells, for the given members, who shares read receipts.
+// Settings come from a short-lived cache: without it every receipt in a
+// large group would read every member's user row.
 func (s *Service) readSharing(ctx context.Context, rs []storage.Receipt) (map[string]bool, error) {
 	shares := make(map[string]bool, len(rs))
 	for _, r := range rs {
-		u, err := s.store.GetUser(ctx, r.UserID)
+		set, err := s.settings.get(ctx, r.UserID)
 		if err != nil {
 			return nil, s.storeError("receipts", err)
 		}
-		shares[r.UserID] = u.Settings.ReadReceipts
+		shares[r.UserID] = set.ReadReceipts
 	}
 	return shares, nil
+}
+
+// settingsCache remembers users' settings for a short time. This node drops
+// an entry when the user changes settings here; the TTL bounds staleness
+// for changes made on other nodes.
+type settingsCache struct {
+	users interface {
+		GetUser(ctx context.Context, id string) (storage.User, error)
+	}
+	ttl time.Duration
+	now func() time.Time
+
+	mu      sync.Mutex
+	entries map[string]settingsEntry
+}
+
+type settingsEntry struct {
+	set     storage.Settings
+	expires time.Time
+}
+
+func newSettingsCache(users interface {
+	GetUser(ctx context.Context, id string) (storage.User, error)
+}, ttl time.Duration, now func() time.Time) *settingsCache {
+	return &settingsCache{users: users, ttl: ttl, now: now, entries: make(map[string]settingsEntry)}
+}
+
+func (c *settingsCache) get(ctx context.Context, user string) (storage.Settings, error) {
+	c.mu.Lock()
+	e, ok := c.entries[user]
+	c.mu.Unlock()
+	if ok && c.now().Before(e.expires) {
+		return e.set, nil
+	}
+	u, err := c.users.GetUser(ctx, user)
+	if err != nil {
+		return storage.Settings{}, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.entries) >= maxCachedConversations {
+		clear(c.entries)
+	}
+	c.entries[user] = settingsEntry{set: u.Settings, expires: c.now().Add(c.ttl)}
+	return u.Settings, nil
+}
+
+func (c *settingsCache) invalidate(user string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.entries, user)
 }
 
 // notifyReceipt tells the senders of messages in (prev, now] that the

@@ -90,6 +90,7 @@ type Service struct {
 	fanout   *fanout
 	presence *presence
 	typing   *rateLimiter
+	settings *settingsCache
 }
 
 // New starts a Service; Close stops its goroutines.
@@ -100,6 +101,7 @@ func New(store Store, pub Publisher, cfg Config) *Service {
 	s.writer = newWriter(store, cfg.MaxBatch, s.fanout.enqueue)
 	s.presence = newPresence(store, pub, cfg.Now, cfg.Logger)
 	s.typing = newRateLimiter(typingInterval, cfg.Now)
+	s.settings = newSettingsCache(store, cfg.MemberCache, cfg.Now)
 	return s
 }
 

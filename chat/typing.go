@@ -20,6 +20,9 @@ const (
 // Typing tells the other active members of conv that the user is typing.
 // Nothing is stored; the signal goes out at QoS 0.
 func (s *Service) Typing(ctx context.Context, dev Device, convID string) error {
+	if !validConvID(convID) {
+		return protocol.Errorf(protocol.CodeBadRequest, "conv: invalid conversation id")
+	}
 	if !s.typing.allow(dev.User + "\x00" + convID) {
 		return protocol.Errorf(protocol.CodeRateLimited, "typing: at most one signal per %v per conversation", typingInterval)
 	}
@@ -35,16 +38,20 @@ func (s *Service) Typing(ctx context.Context, dev Device, convID string) error {
 	if err != nil {
 		return s.storeError("typing", err)
 	}
-	for _, u := range members {
-		if u == dev.User {
+	for _, m := range members {
+		if m.id == dev.User {
 			continue
 		}
-		if err := s.pub.Notify(protocol.InboxTopic(u), payload); err != nil {
-			s.log.Warn("typing: publish", "user", u, "error", err)
+		if err := s.pub.Notify(protocol.InboxTopic(m.id), payload); err != nil {
+			s.log.Warn("typing: publish", "user", m.id, "error", err)
 		}
 	}
 	return nil
 }
+
+// maxRateKeys forces an early sweep so that a burst of distinct keys cannot
+// grow the limiter's map for a whole minute.
+const maxRateKeys = 100_000
 
 // rateLimiter allows one event per key per interval.
 type rateLimiter struct {
@@ -64,7 +71,7 @@ func (r *rateLimiter) allow(key string) bool {
 	now := r.now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if now.Sub(r.swept) > time.Minute {
+	if now.Sub(r.swept) > time.Minute || len(r.last) >= maxRateKeys {
 		// Forget idle keys so the map does not grow with every
 		// conversation ever typed in.
 		for k, t := range r.last {
@@ -104,6 +111,7 @@ func (s *Service) Settings(ctx context.Context, dev Device, presence string, rea
 		if err := s.store.SetSettings(ctx, dev.User, set); err != nil {
 			return protocol.Settings{}, s.storeError("settings", err)
 		}
+		s.settings.invalidate(dev.User)
 	}
 	return protocol.Settings{Presence: string(set.Presence), ReadReceipts: set.ReadReceipts}, nil
 }

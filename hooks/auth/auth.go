@@ -37,9 +37,12 @@ type Options struct {
 	Passwords      Verifier
 	SendConnack    ConnackSender
 	AllowAnonymous bool
-	Timeout        time.Duration // bound on one authentication's store work
-	Logger         *slog.Logger
-	Now            func() time.Time
+	// UnknownUserHash, when set, is verified against for unknown users so
+	// that refusing them costs as much as refusing a wrong password.
+	UnknownUserHash string
+	Timeout         time.Duration // bound on one authentication's store work
+	Logger          *slog.Logger
+	Now             func() time.Time
 }
 
 // Hook authenticates CONNECT packets.
@@ -108,6 +111,11 @@ func (h *Hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	u, err := h.opts.Users.GetUser(ctx, user)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
+		if h.opts.UnknownUserHash != "" {
+			// Spend what a real check costs, so that the refusal's timing
+			// does not tell which accounts exist.
+			_ = h.opts.Passwords.Verify(ctx, h.opts.UnknownUserHash, string(pk.Connect.Password))
+		}
 		log.Info("connect refused: unknown user")
 		return false
 	case err != nil:

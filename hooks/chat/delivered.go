@@ -127,8 +127,11 @@ func (b *ackBuffer) flushAll(ctx context.Context) {
 	b.mu.Unlock()
 	for dev, acks := range batch {
 		// A lost flush only means the device gets those messages again
-		// through sync; the error has been logged by the chat core.
-		_ = b.flush(ctx, dev, mergeRanges(acks))
+		// through sync; the error has been logged by the chat core. The
+		// timeout keeps one slow store call from holding up every device.
+		fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_ = b.flush(fctx, dev, mergeRanges(acks))
+		cancel()
 	}
 }
 
