@@ -54,10 +54,10 @@ type presenceEvent struct {
 
 func newPresence(store presenceStore, pub Publisher, now func() time.Time, log *slog.Logger) *presence {
 	p := &presence{
-		store:  store,
-		pub:    pub,
-		now:    now,
-		log:    log,
+		store: store,
+		pub:   pub,
+		now:   now,
+		log:   log,
 		conns: make(map[string]map[Conn]struct{}),
 		wake:  make(chan struct{}, 1),
 		done:  make(chan struct{}),
