@@ -29,7 +29,7 @@ postgres_install() {
 	echo "postgres: installing server binaries with apt-get" >&2
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -q
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql
+	apt-get install -y -q postgresql
 }
 
 # postgres_as runs a command as the postgres user when we are root (the
