@@ -244,6 +244,10 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 			ClientID:          protocol.ClientID(cfg.User, cfg.Device),
 			PacketTimeout:     cfg.RequestTimeout,
 			OnPublishReceived: []func(paho.PublishReceived) (bool, error){c.onPublishReceived},
+			// Messages and pushed sync pages are acknowledged only after
+			// OnMessage has run: the broker takes a PUBACK as "delivered"
+			// and moves the device's sync cursor past it.
+			EnableManualAcknowledgment: true,
 		},
 	}
 	var session *state.State
@@ -461,40 +465,53 @@ func packetIDInUse(reasons []byte) bool {
 	return len(reasons) > 0
 }
 
-// onPublishReceived runs on paho's receive goroutine: it must not block,
-// and paho acknowledges the PUBLISH when it returns. That ack is only MQTT
-// bookkeeping; delivery is confirmed to the broker by range acks after the
-// application has handled the message.
+// onPublishReceived runs on paho's receive goroutine: it must not block.
+// Acknowledgements are manual: the broker treats the PUBACK of a message
+// or pushed sync page as delivery to this device, so those are acknowledged
+// once the application has handled them (a crash before that makes the
+// broker deliver them again); everything else at once.
 func (c *Client) onPublishReceived(pr paho.PublishReceived) (bool, error) {
 	var corr []byte
 	if pr.Packet.Properties != nil {
 		corr = pr.Packet.Properties.CorrelationData
 	}
-	c.receive(pr.Packet.Topic, pr.Packet.Payload, corr)
+	ack := func() {
+		// Acking on a connection that has since gone is a no-op: the
+		// broker redelivers, and the SDK deduplicates.
+		if err := pr.Client.Ack(pr.Packet); err != nil {
+			c.log.Debug("msgr: ack", "err", err)
+		}
+	}
+	if !c.receive(pr.Packet.Topic, pr.Packet.Payload, corr, ack) {
+		ack()
+	}
 	return true, nil
 }
 
-func (c *Client) receive(topic string, payload, corr []byte) {
+// receive routes one inbound event. It returns true when it queued a
+// message or sync page together with ack, which the event loop calls after
+// handling it; false means the caller acknowledges now.
+func (c *Client) receive(topic string, payload, corr []byte, ack func()) bool {
 	var ev protocol.Event
 	if err := json.Unmarshal(payload, &ev); err != nil {
 		c.log.Warn("msgr: undecodable event", "topic", topic, "err", err)
-		return
+		return false
 	}
 	if ev.V != protocol.Version {
 		c.log.Warn("msgr: event of unknown version", "topic", topic, "v", ev.V)
-		return
+		return false
 	}
 	switch topic {
 	case c.inbox:
 		switch {
 		case ev.Type == protocol.EvMessage && ev.Msg != nil:
-			c.queue.push(queued{msg: ev.Msg})
-			return
+			c.queue.push(queued{msg: ev.Msg, ack: ack})
+			return true
 		case ev.Type == protocol.EvReceipt && ev.Receipt != nil,
 			ev.Type == protocol.EvPresence && len(ev.Presence) > 0,
 			ev.Type == protocol.EvTyping && ev.Typing != nil:
 			c.queue.push(queued{notice: &ev})
-			return
+			return false
 		}
 	case c.device:
 		id := ev.Req
@@ -502,18 +519,19 @@ func (c *Client) receive(topic string, payload, corr []byte) {
 			id = string(corr)
 		}
 		if id != "" && c.pending.deliver(id, &ev) {
-			return
+			return false
 		}
 		if ev.Type == protocol.EvSync && ev.Req == "" {
-			c.queue.push(queued{page: &ev})
-			return
+			c.queue.push(queued{page: &ev, ack: ack})
+			return true
 		}
 		if ev.Type == protocol.EvError && ev.Error != nil {
 			c.log.Warn("msgr: unsolicited error", "op", ev.Op, "req", ev.Req, "err", ev.Error)
-			return
+			return false
 		}
 	}
 	c.log.Debug("msgr: ignored event", "topic", topic, "type", ev.Type, "req", ev.Req)
+	return false
 }
 
 // pahoLogger adapts slog to paho's logger interface.

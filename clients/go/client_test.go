@@ -89,7 +89,7 @@ func (f *fakeBroker) push(topic string, ev protocol.Event) {
 	if err != nil {
 		panic(err)
 	}
-	f.c.receive(topic, b, nil)
+	f.c.receive(topic, b, nil, func() {})
 }
 
 func (f *fakeBroker) requests(op protocol.Op) []protocol.Request {

@@ -611,3 +611,45 @@ func TestE2EDialErrors(t *testing.T) {
 		})
 	}
 }
+
+// The SDK acknowledges a message only after OnMessage returns: while the
+// application is still handling it, the broker must not count it as
+// delivered or move the device's sync cursor past it.
+func TestE2EAcknowledgedOnlyAfterHandling(t *testing.T) {
+	b := startBroker(t, "alice", "bob")
+	alice, _ := dial(t, b, "alice", "phone")
+	release := make(chan struct{})
+	handling := make(chan struct{}, 1)
+	dial(t, b, "bob", "phone", func(c *msgr.Config) {
+		c.OnMessage = func(protocol.Message) {
+			handling <- struct{}{}
+			<-release
+		}
+	})
+	// Registered after dial, so it runs before the client's Close, which
+	// waits for the handler.
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(unblock)
+	ctx := testCtx(t)
+	if _, err := alice.SendTo(ctx, "bob", "hold on"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-handling:
+	case <-time.After(10 * time.Second):
+		t.Fatal("bob's handler never ran")
+	}
+	// Longer than the broker's acknowledgement flush (200 ms) and the
+	// SDK's live ack interval (200 ms).
+	time.Sleep(700 * time.Millisecond)
+	pending, err := b.Store().PendingConversations(ctx, "bob", "phone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pending) != 1 || pending[0].Cursor != 0 {
+		t.Fatalf("while the handler runs, bob's cursor moved: %+v", pending)
+	}
+	unblock()
+	waitCaughtUp(t, b, "bob", "phone")
+}

@@ -124,6 +124,7 @@ type queued struct {
 	page   *protocol.Event   // sync page the broker pushed unasked
 	notice *protocol.Event   // receipt, presence or typing event from the inbox
 	sync   bool              // run a sync (a gap did not close)
+	ack    func()            // acknowledges msg or page to the broker once handled
 }
 
 // eventQueue is an unbounded FIFO. The MQTT receive goroutine must never

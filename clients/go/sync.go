@@ -101,6 +101,9 @@ func (c *Client) eventLoop(ctx context.Context) {
 			c.log.Debug("msgr: syncing to fill a gap")
 			c.logSyncError(ctx, c.Sync(ctx))
 		}
+		if it.ack != nil {
+			it.ack()
+		}
 	}
 }
 

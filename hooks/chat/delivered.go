@@ -49,12 +49,13 @@ func (h *Hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 	return pk, nil
 }
 
-// deliveredRanges extracts the (from, seq] ranges a message event or a sync
-// page covers. A sync page's messages of one conversation are consecutive
+// deliveredRanges extracts the (from, seq] ranges a message event or a
+// pushed sync page covers. A sync page's messages of one conversation are consecutive
 // and start right after the cursor it was built from.
 func deliveredRanges(payload []byte) []protocol.Cursor {
 	var ev struct {
 		Type protocol.EventType `json:"type"`
+		Req  string             `json:"req"`
 		Msg  *struct {
 			Conv string `json:"conv"`
 			Seq  int64  `json:"seq"`
@@ -70,7 +71,9 @@ func deliveredRanges(payload []byte) []protocol.Cursor {
 	switch {
 	case ev.Type == protocol.EvMessage && ev.Msg != nil && ev.Msg.Seq > 0:
 		return []protocol.Cursor{{Conv: ev.Msg.Conv, From: ev.Msg.Seq - 1, Seq: ev.Msg.Seq}}
-	case ev.Type == protocol.EvSync:
+	case ev.Type == protocol.EvSync && ev.Req == "":
+		// Only pushed pages: a reply to a sync request is acknowledged by
+		// the client's next request, after it has processed the page.
 		var out []protocol.Cursor
 		for _, m := range ev.Msgs {
 			if n := len(out); n > 0 && out[n-1].Conv == m.Conv && out[n-1].Seq+1 == m.Seq {

@@ -20,6 +20,7 @@ func TestDeliveredRanges(t *testing.T) {
 		{"sync page with a hole", `{"v":1,"type":"sync","msgs":[{"conv":"a","seq":3},{"conv":"a","seq":5}]}`,
 			[]protocol.Cursor{{Conv: "a", From: 2, Seq: 3}, {Conv: "a", From: 4, Seq: 5}}},
 		{"empty sync", `{"v":1,"type":"sync"}`, nil},
+		{"reply to a sync request", `{"v":1,"type":"sync","req":"r1","msgs":[{"conv":"a","seq":1}]}`, nil},
 		{"other event", `{"v":1,"type":"sent","sent":{"conv":"c","seq":1}}`, nil},
 		{"garbage", `not json`, nil},
 	}
