@@ -6,8 +6,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/oklog/ulid/v2"
+
 	"github.com/msgrhq/msgr/broker/brokertest"
 	"github.com/msgrhq/msgr/protocol"
+	"github.com/msgrhq/msgr/storage"
 )
 
 // nextReceipt returns the next receipt event about user.
@@ -118,7 +121,7 @@ func TestPresenceOnlineOfflineLastSeen(t *testing.T) {
 	b := brokertest.Start(t)
 	users(t, b, "alice", "bob", "carol")
 	alice := dialV3(t, b, "alice", "phone", "pw-alice", v3Options{})
-	alice.send(protocol.Request{To: "bob", CMID: "m1", Body: text("hi")}) // contacts now
+	befriend(t, b, "alice", "bob")
 
 	bob := dialV3(t, b, "bob", "phone", "pw-bob", v3Options{})
 	if p := nextPresence(alice, "bob"); !p.Online {
@@ -158,7 +161,7 @@ func TestPresenceKeepaliveExpiry(t *testing.T) {
 	b := brokertest.Start(t)
 	users(t, b, "alice", "bob")
 	alice := dialV3(t, b, "alice", "phone", "pw-alice", v3Options{})
-	alice.send(protocol.Request{To: "bob", CMID: "m1", Body: text("hi")})
+	befriend(t, b, "alice", "bob")
 
 	// bob connects with a 1 s keepalive and then goes silent, no will.
 	silent := dialSilent(t, b.MQTTAddr, "bob/phone", "bob", "pw-bob", 1)
@@ -177,7 +180,7 @@ func TestPresencePrivacy(t *testing.T) {
 	b := brokertest.Start(t)
 	users(t, b, "alice", "bob")
 	alice := dialV3(t, b, "alice", "phone", "pw-alice", v3Options{})
-	alice.send(protocol.Request{To: "bob", CMID: "m1", Body: text("hi")})
+	befriend(t, b, "alice", "bob")
 	bob := dialV3(t, b, "bob", "phone", "pw-bob", v3Options{})
 	nextPresence(alice, "bob")
 
@@ -301,7 +304,7 @@ func TestPresenceThreeDevicesAndNonContacts(t *testing.T) {
 	b := brokertest.Start(t)
 	users(t, b, "alice", "bob", "carol")
 	alice := dialV3(t, b, "alice", "phone", "pw-alice", v3Options{})
-	alice.send(protocol.Request{To: "bob", CMID: "m1", Body: text("hi")})
+	befriend(t, b, "alice", "bob")
 	carol := dialV3(t, b, "carol", "phone", "pw-carol", v3Options{})
 
 	var devices []*v3
@@ -343,6 +346,32 @@ func TestReceiptsIdempotentUnderRedelivery(t *testing.T) {
 	for _, r := range alice.next(protocol.EvReceipts).Receipts {
 		if r.User == "bob" && r.Delivered != 1 {
 			t.Fatalf("bob after redelivery: %+v", r)
+		}
+	}
+}
+
+// befriend makes x and y contacts: a direct conversation both have written
+// in (presence goes only to users one has engaged with).
+func befriend(t *testing.T, b *brokertest.Broker, x, y string) {
+	t.Helper()
+	ctx := t.Context()
+	now := time.Now()
+	c, _, err := b.Store().DirectConversation(ctx, x, y, ulid.Make().String(), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var batch []storage.NewMessage
+	for _, u := range []string{x, y} {
+		batch = append(batch, storage.NewMessage{ConvID: c.ID, ID: ulid.Make().String(), SenderID: u, SenderDevice: "setup",
+			ClientMsgID: "hello-" + u, Kind: storage.MsgText, Body: []byte(`{"type":"text","text":"hello"}`), CreatedAt: now})
+	}
+	res, err := b.Store().AppendMessages(ctx, batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range res {
+		if r.Err != nil {
+			t.Fatal(r.Err)
 		}
 	}
 }

@@ -213,10 +213,12 @@ type Users interface {
 	// SetLastSeen records when the user was last online; ErrNotFound if absent.
 	SetLastSeen(ctx context.Context, id string, t time.Time) error
 	// Contacts lists, ordered, the users sharing an active direct
-	// conversation with id (both still members).
+	// conversation with id in which id has engaged (id's Read > 0: id wrote
+	// or read there). Anyone can open a conversation with anyone, so mere
+	// membership would let strangers make themselves contacts.
 	Contacts(ctx context.Context, id string) ([]string, error)
 	// SharesConversation reports whether a and b are both active members of
-	// at least one conversation.
+	// at least one conversation in which b has engaged (b's Read > 0).
 	SharesConversation(ctx context.Context, a, b string) (bool, error)
 }
 

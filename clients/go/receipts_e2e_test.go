@@ -356,12 +356,22 @@ func TestE2EPresence(t *testing.T) {
 	ctx := testCtx(t)
 	an := newNotices()
 	alice, _ := dial(t, b, "alice", "phone", withNotices(an))
-	if _, err := alice.SendTo(ctx, "bob", "hi"); err != nil { // contacts now
+	sent, err := alice.SendTo(ctx, "bob", "hi")
+	if err != nil {
 		t.Fatal(err)
 	}
+	// bob reads it: having engaged with alice, he is her contact now.
+	bob, _ := dial(t, b, "bob", "phone")
+	if err := bob.MarkRead(ctx, sent.Conv, sent.Seq); err != nil {
+		t.Fatal(err)
+	}
+	if err := bob.Close(); err != nil {
+		t.Fatal(err)
+	}
+	an.presence.wait(t, "bob offline", func(p protocol.Presence) bool { return p.User == "bob" && !p.Online })
 
 	before := time.Now()
-	bob, _ := dial(t, b, "bob", "phone")
+	bob, _ = dial(t, b, "bob", "phone2")
 	an.presence.wait(t, "bob online", func(p protocol.Presence) bool { return p.User == "bob" && p.Online })
 	ps, err := alice.Presence(ctx, "bob")
 	if err != nil {
@@ -374,7 +384,9 @@ func TestE2EPresence(t *testing.T) {
 	if err := bob.Close(); err != nil {
 		t.Fatal(err)
 	}
-	p := an.presence.wait(t, "bob offline", func(p protocol.Presence) bool { return p.User == "bob" && !p.Online })
+	p := an.presence.wait(t, "bob offline again", func(p protocol.Presence) bool {
+		return p.User == "bob" && !p.Online && p.LastSeen >= before.UnixMilli()
+	})
 	seen := time.UnixMilli(p.LastSeen)
 	if seen.Before(before.Add(-time.Second)) || seen.After(time.Now().Add(time.Second)) {
 		t.Fatalf("bob offline: last seen %v, connected at %v", seen, before)

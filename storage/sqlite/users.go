@@ -105,7 +105,7 @@ func (s *Store) Contacts(ctx context.Context, id string) ([]string, error) {
 			UNION ALL
 			SELECT conv_id, user_lo FROM direct_pairs WHERE user_hi = ?1
 		) p
-		JOIN members me ON me.conv_id = p.conv_id AND me.user_id = ?1 AND me.until_seq = 0
+		JOIN members me ON me.conv_id = p.conv_id AND me.user_id = ?1 AND me.until_seq = 0 AND me.read_seq > 0
 		JOIN members o ON o.conv_id = p.conv_id AND o.user_id = p.other AND o.until_seq = 0
 		ORDER BY p.other`, id)
 	if err != nil {
@@ -132,7 +132,7 @@ func (s *Store) SharesConversation(ctx context.Context, a, b string) (bool, erro
 	var shares bool
 	err := s.r.QueryRowContext(ctx, `SELECT EXISTS (
 			SELECT 1 FROM members ma
-			JOIN members mb ON mb.conv_id = ma.conv_id AND mb.user_id = ?2 AND mb.until_seq = 0
+			JOIN members mb ON mb.conv_id = ma.conv_id AND mb.user_id = ?2 AND mb.until_seq = 0 AND mb.read_seq > 0
 			WHERE ma.user_id = ?1 AND ma.until_seq = 0)`, a, b).Scan(&shares)
 	if err != nil {
 		return false, fmt.Errorf("sqlite: does %q share a conversation with %q: %w", a, b, err)

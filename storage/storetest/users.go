@@ -212,7 +212,13 @@ func testContacts(t *testing.T, open func(t *testing.T) storage.Store) {
 	direct(t, s, "alice", "bob", "ab", at(0))
 	direct(t, s, "carol", "alice", "ac", at(0))
 	direct(t, s, "dave", "bob", "bd", at(0))
-	appendOK(t, s, text("ab", "alice", "1", at(1)))
+	direct(t, s, "dave", "erin", "de", at(0))
+	// A user's contacts are the partners of the direct conversations the
+	// user engaged in (wrote or read), not of every one someone opened.
+	appendOK(t, s, text("ab", "alice", "1", at(1)), text("ac", "carol", "1", at(1)), text("bd", "dave", "1", at(1)))
+	if _, _, err := s.MarkRead(ctx, "bob", "bd", 1); err != nil {
+		t.Fatalf("MarkRead: %v", err)
+	}
 	// Group co-members are not contacts, even in a group of two.
 	group(t, s, "g", "alice", []string{"erin", "frank"}, at(0))
 	group(t, s, "pair", "erin", []string{"frank"}, at(0))
@@ -221,10 +227,10 @@ func testContacts(t *testing.T, open func(t *testing.T) storage.Store) {
 		user string
 		want []string
 	}{
-		{"alice", []string{"bob", "carol"}},
-		{"bob", []string{"alice", "dave"}}, // bob is the higher id of one pair and the lower of the other
-		{"carol", []string{"alice"}},
-		{"dave", []string{"bob"}},
+		{"alice", []string{"bob"}},   // she wrote in ab; ac she never opened
+		{"bob", []string{"dave"}},    // he read bd; ab he never opened
+		{"carol", []string{"alice"}}, // she wrote in ac
+		{"dave", []string{"bob"}},    // he is the lower id of bd and the higher of de, silent in de
 		{"erin", nil},
 		{"frank", nil},
 		{"ghost", nil},
@@ -253,15 +259,22 @@ func testSharesConversation(t *testing.T, open func(t *testing.T) storage.Store)
 	}
 	_, err := s.RemoveMember(ctx, "g", "carol", note("g", "alice", "remove-carol", at(2)))
 	must(t, "RemoveMember", err)
+	// b must have engaged (read or written) in the shared conversation:
+	// alice created g (her note counts) and wrote in ad; bob read g; dave
+	// has done nothing in ad.
+	appendOK(t, s, text("ad", "alice", "1", at(3)))
+	if _, _, err := s.MarkRead(ctx, "bob", "g", 1); err != nil {
+		t.Fatalf("MarkRead: %v", err)
+	}
 
 	tests := []struct {
 		a, b string
 		want bool
 	}{
-		{"alice", "bob", true}, // group
+		{"alice", "bob", true}, // group, bob read
 		{"bob", "alice", true},
-		{"alice", "dave", true}, // direct
-		{"dave", "alice", true},
+		{"alice", "dave", false},  // direct, but dave never engaged
+		{"dave", "alice", true},   // alice wrote
 		{"bob", "dave", false},    // both only past members of k
 		{"alice", "carol", false}, // carol was removed from g
 		{"carol", "bob", false},
@@ -279,9 +292,10 @@ func testSharesConversation(t *testing.T, open func(t *testing.T) storage.Store)
 		})
 	}
 
-	t.Run("re-added member shares again", func(t *testing.T) {
-		_, err := s.AddMember(ctx, "g", "carol", storage.RoleMember, maxMembers, note("g", "alice", "readd-carol", at(3)))
+	t.Run("re-added member shares again once engaged", func(t *testing.T) {
+		_, err := s.AddMember(ctx, "g", "carol", storage.RoleMember, maxMembers, note("g", "alice", "readd-carol", at(4)))
 		must(t, "AddMember", err)
+		appendOK(t, s, text("g", "carol", "back", at(5)))
 		got, err := s.SharesConversation(ctx, "bob", "carol")
 		must(t, "SharesConversation", err)
 		if !got {

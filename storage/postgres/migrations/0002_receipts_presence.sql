@@ -10,9 +10,11 @@ ALTER TABLE members
 -- each page keeps those updates HOT. Applies to pages written from now on.
 ALTER TABLE members SET (fillfactor = 80);
 
--- Delivery is a fact the cursors already record; nothing is known about
--- reads, so read_seq stays 0.
-UPDATE members m SET delivered_seq = d.seq
+-- Delivery is a fact the cursors already record. Nothing is known about
+-- reads; what was delivered before the upgrade counts as read, rather than
+-- every old message turning up unread (and nobody counting as engaged, on
+-- which contacts depend).
+UPDATE members m SET delivered_seq = d.seq, read_seq = d.seq
 FROM (
     SELECT user_id, conv_id, max(seq) AS seq FROM device_cursors GROUP BY user_id, conv_id
 ) d

@@ -6,8 +6,10 @@
 ALTER TABLE members ADD COLUMN delivered_seq INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE members ADD COLUMN read_seq      INTEGER NOT NULL DEFAULT 0;
 
--- Delivery is a fact the cursors already record; nothing is known about
--- reads, so read_seq stays 0.
+-- Delivery is a fact the cursors already record. Nothing is known about
+-- reads; what was delivered before the upgrade counts as read, rather than
+-- every old message turning up unread (and nobody counting as engaged, on
+-- which contacts depend).
 UPDATE members SET delivered_seq = (
     SELECT MAX(d.seq) FROM device_cursors d
     WHERE d.user_id = members.user_id AND d.conv_id = members.conv_id
@@ -16,6 +18,7 @@ WHERE EXISTS (
     SELECT 1 FROM device_cursors d
     WHERE d.user_id = members.user_id AND d.conv_id = members.conv_id
 );
+UPDATE members SET read_seq = delivered_seq;
 
 ALTER TABLE users ADD COLUMN presence TEXT NOT NULL DEFAULT 'contacts'
     CHECK (presence IN ('everyone', 'contacts', 'nobody'));
