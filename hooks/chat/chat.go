@@ -49,8 +49,9 @@ type Hook struct {
 	ctx   context.Context
 	stop  context.CancelFunc
 
-	mu      sync.Mutex // guards stopped and wg.Add against Stop
+	mu      sync.Mutex // guards stopped, pushing and wg.Add against Stop
 	stopped bool
+	pushing map[chat.Device]bool // devices with a sync push queued or running
 	wg      sync.WaitGroup
 }
 
@@ -309,11 +310,20 @@ func (h *Hook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, codes []byte) {
 	own := protocol.DeviceTopic(user, device)
 	for i, f := range pk.Filters {
 		if f.Filter == own && i < len(codes) && codes[i] < packets.ErrUnspecifiedError.Code {
+			dev := chat.Device{User: user, Device: device}
 			h.mu.Lock()
 			defer h.mu.Unlock()
-			if !h.stopped {
+			// One push per device at a time: a client re-subscribing in a
+			// loop must not pile up goroutines. A skipped push loses
+			// nothing: the one in flight sends a page moments apart, and
+			// the client continues with sync requests.
+			if !h.stopped && !h.pushing[dev] {
+				if h.pushing == nil {
+					h.pushing = make(map[chat.Device]bool)
+				}
+				h.pushing[dev] = true
 				h.wg.Add(1)
-				go h.pushSync(chat.Device{User: user, Device: device})
+				go h.pushSync(dev)
 			}
 			return
 		}
@@ -322,6 +332,11 @@ func (h *Hook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, codes []byte) {
 
 func (h *Hook) pushSync(dev chat.Device) {
 	defer h.wg.Done()
+	defer func() {
+		h.mu.Lock()
+		delete(h.pushing, dev)
+		h.mu.Unlock()
+	}()
 	select {
 	case h.slots <- struct{}{}:
 		defer func() { <-h.slots }()
