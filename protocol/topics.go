@@ -88,24 +88,32 @@ func InNamespace(topicOrFilter string) bool {
 	return first == Namespace || first == "+" || first == "#"
 }
 
-// ParseTopic parses a concrete topic name (no wildcards).
+// ParseTopic parses a concrete topic name (no wildcards). The ACL hook
+// calls it for every delivery, so it does not allocate.
 func ParseTopic(topic string) Topic {
-	levels := strings.Split(topic, "/")
-	if levels[0] != Namespace {
+	ns, rest, _ := strings.Cut(topic, "/")
+	if ns != Namespace {
 		return Topic{Kind: TopicOther}
 	}
 	bad := Topic{Kind: TopicInvalid}
-	if len(levels) < 4 || levels[1] != "u" || !ValidID(levels[2]) {
+	u, rest, ok := strings.Cut(rest, "/")
+	if !ok || u != "u" {
 		return bad
 	}
-	user := levels[2]
+	user, rest, ok := strings.Cut(rest, "/")
+	if !ok || !ValidID(user) {
+		return bad
+	}
+	kind, last, more := strings.Cut(rest, "/")
 	switch {
-	case len(levels) == 4 && levels[3] == "in":
+	case kind == "in" && !more:
 		return Topic{Kind: TopicInbox, User: user}
-	case len(levels) == 5 && levels[3] == "d" && ValidID(levels[4]):
-		return Topic{Kind: TopicDevice, User: user, Device: levels[4]}
-	case len(levels) == 5 && levels[3] == "cmd" && levels[4] != "":
-		return Topic{Kind: TopicCommand, User: user, Op: Op(levels[4])}
+	case !more || strings.Contains(last, "/"):
+		return bad
+	case kind == "d" && ValidID(last):
+		return Topic{Kind: TopicDevice, User: user, Device: last}
+	case kind == "cmd" && last != "":
+		return Topic{Kind: TopicCommand, User: user, Op: Op(last)}
 	}
 	return bad
 }

@@ -176,3 +176,10 @@ func TestOpKnown(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkParseTopic(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		protocol.ParseTopic("msgr/u/alice/d/phone")
+	}
+}
