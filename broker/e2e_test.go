@@ -1,7 +1,9 @@
 package broker_test
 
 import (
+	"encoding/json"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -271,4 +273,43 @@ func make101() []byte {
 		b[i] = 'a'
 	}
 	return b
+}
+
+// When the owner leaves, the longest-standing admin becomes owner first;
+// everyone learns both changes, in that order.
+func TestOwnerLeavesHandsOver(t *testing.T) {
+	b := brokertest.Start(t)
+	users(t, b, "alice", "bob", "carol")
+	alice := dialV3(t, b, "alice", "phone", "pw-alice", v3Options{})
+	carol := dialV3(t, b, "carol", "phone", "pw-carol", v3Options{})
+	alice.request(protocol.OpGroupCreate, protocol.Request{Title: "g", Members: []string{"bob", "carol"}})
+	conv := alice.next(protocol.EvConversation).Conv.ID
+	alice.request(protocol.OpGroupRole, protocol.Request{Conv: conv, User: "carol", Role: "admin"})
+	alice.next(protocol.EvConversation)
+
+	alice.request(protocol.OpGroupLeave, protocol.Request{Conv: conv})
+	ev := alice.next(protocol.EvConversation, protocol.EvError)
+	if ev.Type != protocol.EvConversation {
+		t.Fatalf("leave: %+v", ev.Error)
+	}
+	roles := map[string]string{}
+	for _, m := range ev.Conv.Members {
+		roles[m.User] = m.Role
+	}
+	if len(roles) != 2 || roles["carol"] != protocol.RoleOwner || roles["bob"] != protocol.RoleMember {
+		t.Fatalf("members after the owner left: %+v", ev.Conv.Members)
+	}
+	var events []string
+	for len(events) < 4 {
+		var body protocol.Body
+		m := carol.next(protocol.EvMessage).Msg
+		if err := json.Unmarshal(m.Body, &body); err != nil {
+			t.Fatal(err)
+		}
+		events = append(events, body.Event)
+	}
+	want := []string{protocol.SysGroupCreated, protocol.SysRoleChanged, protocol.SysRoleChanged, protocol.SysMemberLeft}
+	if !slices.Equal(events, want) {
+		t.Fatalf("carol saw %v, want %v", events, want)
+	}
 }

@@ -268,31 +268,37 @@ func (s *Service) removeMember(ctx context.Context, dev Device, convID, user, ev
 }
 
 // Leave removes the caller from a group. When the owner leaves, the
-// longest-standing admin, or else member, becomes owner.
+// longest-standing admin, or else member, becomes owner first: should the
+// removal then fail, the group has two owners and the leaver can retry,
+// rather than a group left without one.
 func (s *Service) Leave(ctx context.Context, dev Device, convID string) (protocol.Conversation, error) {
 	me, err := s.activeMemberOf(ctx, convID, dev.User)
 	if err != nil {
 		return protocol.Conversation{}, err
 	}
-	conv, err := s.removeMember(ctx, dev, convID, dev.User, protocol.SysMemberLeft)
-	if err != nil || me.Role != storage.RoleOwner {
-		return conv, err
-	}
-	ms, err := s.store.ActiveMembers(ctx, convID)
-	if err != nil {
-		return protocol.Conversation{}, s.storeError("leave", err)
-	}
-	if heir, ok := successor(ms); ok {
-		if err := s.store.SetRole(ctx, convID, heir, storage.RoleOwner); err != nil {
-			return protocol.Conversation{}, s.convError(err, convID)
-		}
-		// The note comes from the heir: the leaver can no longer post.
-		from := Device{User: heir}
-		if err := s.roleNote(ctx, from, convID, heir, dev.User, storage.RoleOwner); err != nil {
+	if me.Role == storage.RoleOwner {
+		if err := s.handOver(ctx, dev, convID); err != nil {
 			return protocol.Conversation{}, err
 		}
 	}
-	return s.conversation(ctx, convID)
+	return s.removeMember(ctx, dev, convID, dev.User, protocol.SysMemberLeft)
+}
+
+// handOver makes the owner's successor owner, with a note from the owner.
+func (s *Service) handOver(ctx context.Context, owner Device, convID string) error {
+	ms, err := s.store.ActiveMembers(ctx, convID)
+	if err != nil {
+		return s.storeError("leave", err)
+	}
+	others := slices.DeleteFunc(ms, func(m storage.Member) bool { return m.UserID == owner.User })
+	heir, ok := successor(others)
+	if !ok {
+		return nil // the last member leaves
+	}
+	if err := s.store.SetRole(ctx, convID, heir, storage.RoleOwner); err != nil {
+		return s.convError(err, convID)
+	}
+	return s.roleNote(ctx, owner, convID, heir, owner.User, storage.RoleOwner)
 }
 
 func successor(ms []storage.Member) (string, bool) {
