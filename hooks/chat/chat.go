@@ -51,7 +51,7 @@ type Hook struct {
 
 	mu      sync.Mutex // guards stopped, pushing and wg.Add against Stop
 	stopped bool
-	pushing map[chat.Device]bool // devices with a sync push queued or running
+	pushing map[chat.Device]bool // devices with a sync push waiting to read the store
 	wg      sync.WaitGroup
 }
 
@@ -313,10 +313,9 @@ func (h *Hook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, codes []byte) {
 			dev := chat.Device{User: user, Device: device}
 			h.mu.Lock()
 			defer h.mu.Unlock()
-			// One push per device at a time: a client re-subscribing in a
-			// loop must not pile up goroutines. A skipped push loses
-			// nothing: the one in flight sends a page moments apart, and
-			// the client continues with sync requests.
+			// At most one queued push per device: a client re-subscribing
+			// in a loop must not pile up goroutines. A skipped push loses
+			// nothing: the queued one has not read the store yet.
 			if !h.stopped && !h.pushing[dev] {
 				if h.pushing == nil {
 					h.pushing = make(map[chat.Device]bool)
@@ -332,17 +331,21 @@ func (h *Hook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, codes []byte) {
 
 func (h *Hook) pushSync(dev chat.Device) {
 	defer h.wg.Done()
-	defer func() {
+	// The mark only covers a push that has not read the store yet: a
+	// subscription after the read gets a push of its own.
+	unmark := sync.OnceFunc(func() {
 		h.mu.Lock()
 		delete(h.pushing, dev)
 		h.mu.Unlock()
-	}()
+	})
+	defer unmark()
 	select {
 	case h.slots <- struct{}{}:
 		defer func() { <-h.slots }()
 	case <-h.ctx.Done():
 		return
 	}
+	unmark()
 	ctx, cancel := context.WithTimeout(h.ctx, h.opts.Timeout)
 	defer cancel()
 	ev, err := h.syncPage(ctx, dev, nil, 0)
