@@ -175,34 +175,7 @@ func TestUpgradeFromV1(t *testing.T) {
 	}
 
 	s := openStore(t, u)
-	user, err := s.GetUser(ctx, "alice")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if user.Settings != storage.DefaultSettings() || !user.LastSeen.IsZero() {
-		t.Errorf("upgraded user: settings %+v, last seen %v; want defaults, never", user.Settings, user.LastSeen)
-	}
-	for id, want := range map[string]int64{"alice": 5, "bob": 0} {
-		m, err := s.GetMember(ctx, "ab", id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		// What was delivered before the upgrade counts as read.
-		if m.Delivered != want || m.Read != want {
-			t.Errorf("upgraded member %s: Delivered %d, Read %d; want %d for both", id, m.Delivered, m.Read, want)
-		}
-	}
-	// alice engaged (her devices had caught up), bob never did: only
-	// alice's contacts include the other.
-	for user, want := range map[string]string{"alice": "bob", "bob": ""} {
-		contacts, err := s.Contacts(ctx, user)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if (want == "" && len(contacts) != 0) || (want != "" && (len(contacts) != 1 || contacts[0] != want)) {
-			t.Errorf("Contacts(%s) = %v, want [%s]", user, contacts, want)
-		}
-	}
+	storetest.CheckUpgradedFromV1(t, s)
 	// The presence check was added without validating old rows; it must
 	// still hold for new writes.
 	if err := s.SetSettings(ctx, "alice", storage.Settings{Presence: "friends"}); err == nil {
