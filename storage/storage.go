@@ -54,6 +54,8 @@ type User struct {
 	CreatedAt    time.Time
 	Settings     Settings  // CreateUser stores DefaultSettings() when zero
 	LastSeen     time.Time // zero until the user's last device first disconnects
+	DisabledAt   time.Time // non-zero while an operator has disabled the account
+	DeletedAt    time.Time // non-zero once deleted; the id is never reused
 }
 
 // Visibility says who may see a user's presence (online, last seen).
@@ -86,6 +88,7 @@ type Device struct {
 	DeviceID  string
 	CreatedAt time.Time
 	LastSeen  time.Time
+	RevokedAt time.Time // non-zero once revoked; a revoked device never connects again
 }
 
 // Conversation is a direct chat or a group.
@@ -334,6 +337,7 @@ type Store interface {
 	Messages
 	Cursors
 	Receipts
+	Security
 	// Ping checks the store can serve requests.
 	Ping(ctx context.Context) error
 	// Close releases resources.

@@ -37,10 +37,10 @@ func (s *Store) CreateUser(ctx context.Context, u storage.User) error {
 // GetUser returns the user or storage.ErrNotFound.
 func (s *Store) GetUser(ctx context.Context, id string) (storage.User, error) {
 	u := storage.User{ID: id}
-	var lastSeen *time.Time
+	var lastSeen, disabled, deleted *time.Time
 	err := s.pool.QueryRow(ctx, `
-		SELECT password_hash, created_at, presence, read_receipts, last_seen FROM users WHERE id = $1`, id).
-		Scan(&u.PasswordHash, &u.CreatedAt, &u.Settings.Presence, &u.Settings.ReadReceipts, &lastSeen)
+		SELECT password_hash, created_at, presence, read_receipts, last_seen, disabled_at, deleted_at FROM users WHERE id = $1`, id).
+		Scan(&u.PasswordHash, &u.CreatedAt, &u.Settings.Presence, &u.Settings.ReadReceipts, &lastSeen, &disabled, &deleted)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return storage.User{}, fmt.Errorf("user %q: %w", id, storage.ErrNotFound)
 	}
@@ -48,9 +48,7 @@ func (s *Store) GetUser(ctx context.Context, id string) (storage.User, error) {
 		return storage.User{}, fmt.Errorf("get user %q: %w", id, err)
 	}
 	u.CreatedAt = u.CreatedAt.UTC()
-	if lastSeen != nil {
-		u.LastSeen = lastSeen.UTC()
-	}
+	u.LastSeen, u.DisabledAt, u.DeletedAt = timeOrZero(lastSeen), timeOrZero(disabled), timeOrZero(deleted)
 	return u, nil
 }
 
@@ -155,15 +153,16 @@ func (s *Store) TouchDevice(ctx context.Context, userID, deviceID string, now ti
 // ListDevices returns a user's devices ordered by DeviceID.
 func (s *Store) ListDevices(ctx context.Context, userID string) ([]storage.Device, error) {
 	rows, err := s.pool.Query(ctx, `
-		SELECT device_id, created_at, last_seen FROM devices
+		SELECT device_id, created_at, last_seen, revoked_at FROM devices
 		WHERE user_id = $1 ORDER BY device_id`, userID)
 	if err != nil {
 		return nil, fmt.Errorf("list devices of %q: %w", userID, err)
 	}
 	devices, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (storage.Device, error) {
 		d := storage.Device{UserID: userID}
-		err := row.Scan(&d.DeviceID, &d.CreatedAt, &d.LastSeen)
-		d.CreatedAt, d.LastSeen = d.CreatedAt.UTC(), d.LastSeen.UTC()
+		var revoked *time.Time
+		err := row.Scan(&d.DeviceID, &d.CreatedAt, &d.LastSeen, &revoked)
+		d.CreatedAt, d.LastSeen, d.RevokedAt = d.CreatedAt.UTC(), d.LastSeen.UTC(), timeOrZero(revoked)
 		return d, err
 	})
 	if err != nil {

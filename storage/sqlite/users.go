@@ -32,10 +32,10 @@ func (s *Store) CreateUser(ctx context.Context, u storage.User) error {
 func (s *Store) GetUser(ctx context.Context, id string) (storage.User, error) {
 	u := storage.User{ID: id}
 	var created int64
-	var lastSeen sql.NullInt64
-	err := s.r.QueryRowContext(ctx, `SELECT password_hash, created_at, presence, read_receipts, last_seen
+	var lastSeen, disabled, deleted sql.NullInt64
+	err := s.r.QueryRowContext(ctx, `SELECT password_hash, created_at, presence, read_receipts, last_seen, disabled_at, deleted_at
 		FROM users WHERE id = ?`, id).
-		Scan(&u.PasswordHash, &created, &u.Settings.Presence, &u.Settings.ReadReceipts, &lastSeen)
+		Scan(&u.PasswordHash, &created, &u.Settings.Presence, &u.Settings.ReadReceipts, &lastSeen, &disabled, &deleted)
 	if errors.Is(err, sql.ErrNoRows) {
 		return storage.User{}, fmt.Errorf("sqlite: get user %q: %w", id, storage.ErrNotFound)
 	}
@@ -43,9 +43,7 @@ func (s *Store) GetUser(ctx context.Context, id string) (storage.User, error) {
 		return storage.User{}, fmt.Errorf("sqlite: get user %q: %w", id, err)
 	}
 	u.CreatedAt = fromMillis(created)
-	if lastSeen.Valid {
-		u.LastSeen = fromMillis(lastSeen.Int64)
-	}
+	u.LastSeen, u.DisabledAt, u.DeletedAt = timeOrZero(lastSeen), timeOrZero(disabled), timeOrZero(deleted)
 	return u, nil
 }
 
@@ -158,7 +156,7 @@ func (s *Store) TouchDevice(ctx context.Context, userID, deviceID string, now ti
 
 // ListDevices returns a user's devices ordered by DeviceID.
 func (s *Store) ListDevices(ctx context.Context, userID string) ([]storage.Device, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT device_id, created_at, last_seen FROM devices
+	rows, err := s.r.QueryContext(ctx, `SELECT device_id, created_at, last_seen, revoked_at FROM devices
 		WHERE user_id = ? ORDER BY device_id`, userID)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list devices %q: %w", userID, err)
@@ -168,10 +166,11 @@ func (s *Store) ListDevices(ctx context.Context, userID string) ([]storage.Devic
 	for rows.Next() {
 		d := storage.Device{UserID: userID}
 		var created, seen int64
-		if err := rows.Scan(&d.DeviceID, &created, &seen); err != nil {
+		var revoked sql.NullInt64
+		if err := rows.Scan(&d.DeviceID, &created, &seen, &revoked); err != nil {
 			return nil, fmt.Errorf("sqlite: list devices %q: %w", userID, err)
 		}
-		d.CreatedAt, d.LastSeen = fromMillis(created), fromMillis(seen)
+		d.CreatedAt, d.LastSeen, d.RevokedAt = fromMillis(created), fromMillis(seen), timeOrZero(revoked)
 		out = append(out, d)
 	}
 	if err := rows.Err(); err != nil {

@@ -57,6 +57,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"ReceiptsConcurrent", testReceiptsConcurrent},
 		{"SenderReceipts", testSenderReceipts},
 		{"SenderReceiptsConcurrent", testSenderReceiptsConcurrent},
+		{"Security", testSecurity},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open) })
