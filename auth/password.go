@@ -1,4 +1,5 @@
-// Package auth hashes and verifies user passwords with argon2id.
+// Package auth hashes and verifies user passwords with argon2id, issues and
+// validates access tokens (JWT) and refresh tokens, and matches bans.
 package auth
 
 import (

@@ -1,6 +1,7 @@
 // Package auth is the mochi hook that authenticates MQTT connections: chat
-// users by password with the client id "user/device", and, when the
-// operator allows it, anonymous clients for the generic topic trees.
+// users by password or access token with the client id "user/device", and,
+// when the operator allows it, anonymous clients for the generic topic
+// trees.
 package auth
 
 import (
@@ -13,36 +14,33 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	msgrauth "github.com/msgrhq/msgr/auth"
 	"github.com/msgrhq/msgr/protocol"
-	"github.com/msgrhq/msgr/storage"
 )
 
-// Users is what authentication needs from the store.
-type Users interface {
-	GetUser(ctx context.Context, id string) (storage.User, error)
+// Devices records the devices that connect (the store).
+type Devices interface {
 	TouchDevice(ctx context.Context, userID, deviceID string, now time.Time) error
-}
-
-// Verifier checks a password against a stored hash (auth.Hasher).
-type Verifier interface {
-	Verify(ctx context.Context, hash, password string) error
 }
 
 // ConnackSender writes a CONNACK refusal (mqtt.Server.SendConnack).
 type ConnackSender func(cl *mqtt.Client, reason packets.Code, present bool, props *packets.Properties) error
 
+// Disconnector ends a connected client (mqtt.Server.DisconnectClient).
+type Disconnector func(cl *mqtt.Client, code packets.Code) error
+
 // Options configure the hook.
 type Options struct {
-	Users          Users
-	Passwords      Verifier
+	// Auth checks passwords and access tokens, bans, disabled accounts
+	// and revoked devices.
+	Auth           *msgrauth.Authenticator
+	Devices        Devices
 	SendConnack    ConnackSender
+	Disconnect     Disconnector
 	AllowAnonymous bool
-	// UnknownUserHash, when set, is verified against for unknown users so
-	// that refusing them costs as much as refusing a wrong password.
-	UnknownUserHash string
-	Timeout         time.Duration // bound on one authentication's store work
-	Logger          *slog.Logger
-	Now             func() time.Time
+	Timeout        time.Duration // bound on one authentication's store work
+	Logger         *slog.Logger
+	Now            func() time.Time
 }
 
 // Hook authenticates CONNECT packets.
@@ -70,7 +68,7 @@ func (h *Hook) ID() string { return "msgr-auth" }
 
 // Provides implements mqtt.Hook.
 func (h *Hook) Provides(b byte) bool {
-	return b == mqtt.OnConnect || b == mqtt.OnConnectAuthenticate
+	return b == mqtt.OnConnect || b == mqtt.OnConnectAuthenticate || b == mqtt.OnSessionEstablished
 }
 
 // errBadClientID closes a connection whose client id cannot name a device.
@@ -98,39 +96,63 @@ func (h *Hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	return errBadClientID
 }
 
-// OnConnectAuthenticate verifies the password and records the device.
+// OnConnectAuthenticate verifies the password or access token (see
+// msgrauth.Authenticator) and records the device.
 func (h *Hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	username := pk.Connect.Username
-	if len(username) == 0 {
-		return h.opts.AllowAnonymous
-	}
-	user, device, _ := protocol.ParseClientID(cl.ID) // checked in OnConnect
+	ip := msgrauth.RemoteAddr(cl.Net.Remote)
 	ctx, cancel := context.WithTimeout(context.Background(), h.opts.Timeout)
 	defer cancel()
 	log := h.opts.Logger.With("client", cl.ID, "remote", cl.Net.Remote)
-	u, err := h.opts.Users.GetUser(ctx, user)
-	switch {
-	case errors.Is(err, storage.ErrNotFound):
-		if h.opts.UnknownUserHash != "" {
-			// Spend what a real check costs, so that the refusal's timing
-			// does not tell which accounts exist.
-			_ = h.opts.Passwords.Verify(ctx, h.opts.UnknownUserHash, string(pk.Connect.Password))
+	if len(username) == 0 {
+		if !h.opts.AllowAnonymous {
+			return false
 		}
-		log.Info("connect refused: unknown user")
-		return false
-	case err != nil:
-		log.Error("connect refused: user lookup failed", "error", err)
+		// Anonymous clients have no account, but a banned address is
+		// refused all the same.
+		if err := h.opts.Auth.CheckIP(ctx, ip); errors.Is(err, msgrauth.ErrBanned) {
+			log.Info("connect refused", "error", err)
+			return false
+		}
+		return true
+	}
+	user, device, _ := protocol.ParseClientID(cl.ID) // checked in OnConnect
+	id, err := h.opts.Auth.Authenticate(ctx, msgrauth.Credentials{
+		User: user, Device: device, Secret: string(pk.Connect.Password), IP: ip,
+	})
+	if err != nil {
+		level := slog.LevelInfo
+		if errors.Is(err, msgrauth.ErrUnavailable) {
+			level = slog.LevelError
+		}
+		log.Log(ctx, level, "connect refused", "error", err)
 		return false
 	}
-	if err := h.opts.Passwords.Verify(ctx, u.PasswordHash, string(pk.Connect.Password)); err != nil {
-		log.Info("connect refused: bad password", "error", err)
-		return false
-	}
-	if err := h.opts.Users.TouchDevice(ctx, user, device, h.opts.Now()); err != nil {
+	if err := h.opts.Devices.TouchDevice(ctx, user, device, h.opts.Now()); err != nil {
 		log.Error("connect refused: cannot record device", "error", err)
 		return false
 	}
+	log.Debug("connected", "token", id.Token, "jti", id.TokenID)
 	return true
+}
+
+// OnSessionEstablished checks the account once more now that the client is
+// registered with mochi. A revocation disconnects the device's client if
+// mochi knows it; one that commits while this connection was between its
+// authentication and its registration would miss it, but is seen here.
+func (h *Hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
+	user, device, ok := Identity(cl)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), h.opts.Timeout)
+	defer cancel()
+	err := h.opts.Auth.Recheck(ctx, user, device)
+	if err == nil || errors.Is(err, msgrauth.ErrUnavailable) {
+		return
+	}
+	h.opts.Logger.Info("disconnecting client revoked while connecting", "client", cl.ID, "error", err)
+	_ = h.opts.Disconnect(cl, packets.ErrNotAuthorized)
 }
 
 // Identity returns the chat user and device of an authenticated client, or
