@@ -41,6 +41,7 @@ type Broker struct {
 	mqtt  *mqtt.Server
 	http  *http.Server
 	conns *connTracker
+	sec   *security // tokens, bans, admin API (security.go)
 
 	mqttAddr, wsAddr, httpAddr net.Addr
 }
@@ -74,15 +75,21 @@ func New(cfg Config, store storage.Store, log *slog.Logger) (*Broker, error) {
 		svc.Close()
 		return nil, fmt.Errorf("prepare authentication: %w", err)
 	}
+	b.sec, err = newSecurity(cfg.Security, store, hasher, unknownUserHash)
+	if err != nil {
+		svc.Close()
+		return nil, err
+	}
 	hooks := []mqtt.Hook{
 		authhook.New(authhook.Options{
-			Users:           store,
-			Passwords:       hasher,
-			UnknownUserHash: unknownUserHash,
-			SendConnack:     srv.SendConnack,
-			AllowAnonymous:  cfg.AllowAnonymous,
-			Logger:          log,
+			Auth:           b.sec.auth,
+			Devices:        store,
+			SendConnack:    srv.SendConnack,
+			Disconnect:     srv.DisconnectClient,
+			AllowAnonymous: cfg.AllowAnonymous,
+			Logger:         log,
 		}),
+		&clientsHook{times: b.sec.clients},
 		acl.New(cfg.grants, srv.SendConnack),
 		&session.Hook{},
 		chathook.New(chathook.Options{

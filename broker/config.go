@@ -29,6 +29,7 @@ type Config struct {
 	WritesPending   int // per-client outbound queue (mochi MaximumClientWritesPending)
 	LogLevel        string
 	LogFormat       string
+	Security        SecurityConfig // tokens, admin API, node id (security_config.go)
 
 	grants []acl.Rule
 }
@@ -47,6 +48,7 @@ func DefaultConfig() Config {
 		WritesPending:   1024,
 		LogLevel:        "info",
 		LogFormat:       "text",
+		Security:        DefaultSecurityConfig(),
 	}
 }
 
@@ -66,6 +68,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.WritesPending, "writes-pending", c.WritesPending, "outbound packets queued per client before drops (MSGR_WRITES_PENDING)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error (MSGR_LOG_LEVEL)")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "text or json (MSGR_LOG_FORMAT)")
+	c.Security.flags(fs)
 }
 
 // envName maps a flag name to its environment variable: mqtt-addr -> MSGR_MQTT_ADDR.
@@ -142,6 +145,7 @@ func (c *Config) Validate() error {
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("log-format: %q is not text or json", c.LogFormat))
 	}
+	errs = append(errs, c.Security.validate()...)
 	return errors.Join(errs...)
 }
 
