@@ -13,6 +13,8 @@ func (b *Broker) routes() http.Handler {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", b.ready)
+	b.userRoutes(mux)  // userapi.go
+	b.adminRoutes(mux) // adminapi.go
 	return mux
 }
 
