@@ -41,6 +41,8 @@ func command(name string) commandFunc {
 		return cmdPresence
 	case "settings":
 		return cmdSettings
+	case "admin":
+		return cmdAdmin // admin.go
 	case "help":
 		return cmdHelp
 	}

@@ -57,6 +57,8 @@ Commands:
   group remove <conv> <user>
   group leave <conv>
   group role <conv> <user> <admin|member>
+  admin <command>                operate a broker through its admin API: users, devices,
+                                 conversations, clients, bans, stats ("msgr admin help")
 
 Global flags (also accepted after the command):
   --server URL      broker, mqtt://host:port or ws://host:port/ (MSGR_SERVER, default mqtt://127.0.0.1:1883)
@@ -89,6 +91,7 @@ type env struct {
 	stdout io.Writer
 	stderr io.Writer
 	opts   *globals
+	getenv func(string) string
 }
 
 // globals are the flags every command accepts.
@@ -121,7 +124,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	if g.device == "" {
 		g.device = "cli"
 	}
-	e := &env{stdin: bufio.NewReader(stdin), stdout: stdout, stderr: stderr, opts: g}
+	e := &env{stdin: bufio.NewReader(stdin), stdout: stdout, stderr: stderr, opts: g, getenv: getenv}
 	if f, ok := stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		e.term = f
 	}
