@@ -63,6 +63,9 @@ func (b *Bans) load(ctx context.Context) error {
 	list, err := b.src.ListBans(ctx)
 	if err != nil {
 		if b.users != nil {
+			// Keep the old copy for another MaxAge rather than queueing
+			// every connection behind a failing query.
+			b.loaded = now
 			return nil
 		}
 		return fmt.Errorf("load bans: %w", err)

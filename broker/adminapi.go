@@ -64,17 +64,36 @@ func (b *Broker) adminRoutes(mux *http.ServeMux) {
 		})
 		return
 	}
+	// known holds the admin routes alone, to tell a wrong method (405)
+	// from an unknown path (404) in the catch-all below.
+	known := http.NewServeMux()
 	for _, rt := range adminRouteTable {
 		h := rt.handler
-		mux.HandleFunc(rt.method+" "+rt.path, func(w http.ResponseWriter, r *http.Request) {
+		pattern := rt.method + " " + rt.path
+		handler := func(w http.ResponseWriter, r *http.Request) {
 			if !b.adminAuthorized(w, r) {
 				return
 			}
 			h(b, w, r)
-		})
+		}
+		mux.HandleFunc(pattern, handler)
+		known.HandleFunc(pattern, handler)
 	}
 	mux.HandleFunc("/admin/", func(w http.ResponseWriter, r *http.Request) {
 		if !b.adminAuthorized(w, r) {
+			return
+		}
+		var allowed []string
+		for _, m := range []string{"GET", "POST", "PUT", "DELETE"} {
+			probe := r.Clone(r.Context())
+			probe.Method = m
+			if _, pattern := known.Handler(probe); pattern != "" {
+				allowed = append(allowed, m)
+			}
+		}
+		if len(allowed) > 0 {
+			w.Header().Set("Allow", strings.Join(allowed, ", "))
+			writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" "+r.URL.Path+": allowed "+strings.Join(allowed, ", "))
 			return
 		}
 		writeError(w, http.StatusNotFound, "not_found", "no admin endpoint "+r.Method+" "+r.URL.Path+" (see /admin/v1/openapi.json)")

@@ -660,6 +660,10 @@ func testAdminEndpoints(t *testing.T, s *secure, store string) {
 	if fmt.Sprint(doc["openapi"]) != "3.0.3" {
 		t.Errorf("openapi = %v", doc["openapi"])
 	}
-	// Unknown admin paths are a JSON 404.
+	// Unknown admin paths are a JSON 404, wrong methods a JSON 405.
 	s.admin("GET", "/admin/v1/nothing", nil, 404)
+	if out := s.admin("PATCH", "/admin/v1/users/bob", nil, 405); !strings.Contains(string(out), "GET, DELETE") {
+		t.Errorf("405 answer %s", out)
+	}
+	s.admin("GET", "/admin/v1/users/bob/disable", nil, 405)
 }
