@@ -360,8 +360,18 @@ func (b *Broker) adminSetPassword(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "unavailable", "cannot hash the password")
 		return
 	}
+	if err := b.store.SetPassword(r.Context(), id, hash); err != nil {
+		b.storeError(w, "user "+id, err)
+		return
+	}
+	// Whoever had the old password may hold refresh tokens: void them.
+	// Access tokens end within their TTL; revoke devices to end them now.
+	if err := b.store.ClearRefreshTokens(r.Context(), id); err != nil {
+		b.storeError(w, "refresh tokens of "+id, err)
+		return
+	}
 	b.log.Info("admin API: password reset", "user", id)
-	b.answerUser(w, r, id, b.store.SetPassword(r.Context(), id, hash))
+	b.adminGetUser(w, r)
 }
 
 func (b *Broker) adminListDevices(w http.ResponseWriter, r *http.Request) {

@@ -578,8 +578,12 @@ func testAdminEndpoints(t *testing.T, s *secure, store string) {
 	s.admin("GET", "/admin/v1/users/nobody/devices", nil, 404)
 	s.admin("POST", "/admin/v1/users/alice/devices/nothing/revoke", nil, 404)
 
-	// Password reset: the old password stops working.
+	// Password reset: the old password and refresh tokens stop working.
+	carolTokens := s.login("carol", "phone")
 	s.admin("PUT", "/admin/v1/users/carol/password", broker.PasswordRequest{Password: "new-pw"}, 200)
+	if status, out := s.call("POST", "/v1/token/refresh", "", broker.RefreshRequest{RefreshToken: carolTokens.RefreshToken}); status != 401 {
+		t.Errorf("refresh after a password reset: %d %s, want 401", status, out)
+	}
 	s.admin("PUT", "/admin/v1/users/carol/password", broker.PasswordRequest{}, 400)
 	s.admin("PUT", "/admin/v1/users/nobody/password", broker.PasswordRequest{Password: "x"}, 404)
 	if c, err := tryDialV3(t, s.Broker, "carol", "phone", "pw-carol", v3Options{noSub: true}); err == nil {

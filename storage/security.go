@@ -58,6 +58,9 @@ type Security interface {
 	// otherwise (unknown device, other token, expired, or revoked). Of two
 	// concurrent rotations of the same token only one succeeds.
 	RotateRefreshToken(ctx context.Context, userID, deviceID, oldHash string, next RefreshToken, now time.Time) error
+	// ClearRefreshTokens voids the refresh tokens of all of a user's
+	// devices (after a password reset); no error for a user without any.
+	ClearRefreshTokens(ctx context.Context, userID string) error
 	// SetDisabled disables (at t) or re-enables a user; ErrNotFound if the
 	// user does not exist or was deleted. Disabling again keeps the first time.
 	SetDisabled(ctx context.Context, id string, disabled bool, t time.Time) error

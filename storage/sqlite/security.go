@@ -83,6 +83,14 @@ func (s *Store) RotateRefreshToken(ctx context.Context, userID, deviceID, oldHas
 	return nil
 }
 
+// ClearRefreshTokens voids the refresh tokens of all of a user's devices.
+func (s *Store) ClearRefreshTokens(ctx context.Context, userID string) error {
+	if _, err := s.w.ExecContext(ctx, `UPDATE devices SET refresh_hash = '', refresh_expires_at = 0 WHERE user_id = ?`, userID); err != nil {
+		return fmt.Errorf("sqlite: clear refresh tokens of %q: %w", userID, err)
+	}
+	return nil
+}
+
 // SetDisabled disables or re-enables a user that is not deleted.
 func (s *Store) SetDisabled(ctx context.Context, id string, disabled bool, t time.Time) error {
 	var at sql.NullInt64

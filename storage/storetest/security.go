@@ -113,6 +113,18 @@ func testRefreshTokens(t *testing.T, open func(t *testing.T) storage.Store) {
 			checkErr(t, "RotateRefreshToken", err, st.want)
 		})
 	}
+	t.Run("cleared with the user's others", func(t *testing.T) {
+		createUsers(t, s, "bob")
+		must(t, "TouchDevice", s.TouchDevice(ctx, "bob", "phone", at(0)))
+		must(t, "SetRefreshToken bob", s.SetRefreshToken(ctx, "bob", "phone", tok("b1", 1000)))
+		must(t, "SetRefreshToken", s.SetRefreshToken(ctx, "alice", "phone", tok("c1", 1000)))
+		must(t, "ClearRefreshTokens", s.ClearRefreshTokens(ctx, "alice"))
+		must(t, "ClearRefreshTokens unknown", s.ClearRefreshTokens(ctx, "ghost"))
+		checkErr(t, "RotateRefreshToken cleared", s.RotateRefreshToken(ctx, "alice", "phone", "c1", tok("c2", 1000), at(40)), storage.ErrNotFound)
+		checkErr(t, "RotateRefreshToken cleared laptop", s.RotateRefreshToken(ctx, "alice", "laptop", "l1", tok("l2", 1000), at(40)), storage.ErrNotFound)
+		must(t, "RotateRefreshToken bob", s.RotateRefreshToken(ctx, "bob", "phone", "b1", tok("b2", 1000), at(40)))
+		must(t, "SetRefreshToken after clear", s.SetRefreshToken(ctx, "alice", "laptop", tok("l1", 1000)))
+	})
 	t.Run("revocation forgets the token and refuses new ones", func(t *testing.T) {
 		must(t, "RevokeDevice", s.RevokeDevice(ctx, "alice", "laptop", at(30)))
 		checkErr(t, "RotateRefreshToken revoked", s.RotateRefreshToken(ctx, "alice", "laptop", "l1", tok("l2", 1000), at(31)), storage.ErrNotFound)
