@@ -61,8 +61,12 @@ type Config struct {
 	ServerURL string
 	// User and Device identify the client; its MQTT client id is User/Device.
 	User, Device string
-	// Password is the user's password.
+	// Password is the user's password, or an access token of this device.
 	Password string
+	// TokenSource, when set, is called before every connection attempt and
+	// its result sent as the password, so that reconnecting hours later
+	// uses a fresh access token (see Login and TokenSession.Token).
+	TokenSource func(ctx context.Context) (string, error)
 
 	// SessionDir, when set, keeps the MQTT session in files under this
 	// directory (one directory per user and device) and asks the broker to
@@ -231,6 +235,9 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 				cp.Properties = &paho.ConnectProperties{}
 			}
 			cp.Properties.RequestProblemInfo = true
+			if cfg.TokenSource != nil { // tokens.go
+				return withToken(cp, cfg.TokenSource, cfg.RequestTimeout)
+			}
 			return cp, nil
 		},
 		OnConnectionUp:   c.onConnectionUp,
