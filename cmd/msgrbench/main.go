@@ -3,6 +3,7 @@
 //	msgrbench run -scenario NAME [flags]   run a scenario against a broker on this machine
 //	msgrbench mochi [-addr host:port]      bare mochi-mqtt v2.7.9 with its defaults (reference server)
 //	msgrbench users [flags]                create chat users for the chat scenarios
+//	msgrbench table REPORT.json...         Markdown tables of step reports
 //
 // Scenarios: idle (RSS per idle connection), pairs (raw MQTT publisher →
 // subscriber pairs at QoS 0 or 1, any broker), chat (msgr 1:1 chat with
@@ -46,7 +47,7 @@ func main() {
 	}
 }
 
-const usage = "usage: msgrbench run|mochi|users [flags] (msgrbench CMD -h for flags)"
+const usage = "usage: msgrbench run|mochi|users|table [flags] (msgrbench CMD -h for flags)"
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
@@ -59,6 +60,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return mochiCommand(ctx, args[1:], stderr)
 	case "users":
 		return usersCommand(ctx, args[1:], stdout, stderr)
+	case "table":
+		return tableCommand(args[1:], stdout)
 	}
 	return errors.New(usage)
 }

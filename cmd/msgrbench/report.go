@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"text/tabwriter"
 )
 
@@ -57,8 +59,8 @@ func (r *report) print(w io.Writer) {
 		tw.Flush()
 		fmt.Fprintf(w, "max rate with ≤0.1%% loss and e2e p99 < 100 ms: %.0f/s\n", r.MaxOK)
 	}
-	for k, v := range r.Values {
-		fmt.Fprintf(w, "%s: %v\n", k, v)
+	for _, k := range slices.Sorted(maps.Keys(r.Values)) {
+		fmt.Fprintf(w, "%s: %v\n", k, r.Values[k])
 	}
 	for _, n := range r.Notes {
 		fmt.Fprintln(w, "note:", n)
