@@ -31,6 +31,8 @@ type Config struct {
 	LogFormat       string
 	Security        SecurityConfig // tokens, admin API, node id (security_config.go)
 
+	Pprof bool // serve net/http/pprof under /debug/pprof/ on the HTTP listener
+
 	grants []acl.Rule
 }
 
@@ -66,6 +68,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxPayloadBytes, "max-payload-bytes", c.MaxPayloadBytes, "largest command payload in bytes (MSGR_MAX_PAYLOAD_BYTES)")
 	fs.IntVar(&c.MaxPacketBytes, "max-packet-bytes", c.MaxPacketBytes, "largest MQTT packet a client may send, on any topic (MSGR_MAX_PACKET_BYTES)")
 	fs.IntVar(&c.WritesPending, "writes-pending", c.WritesPending, "outbound packets queued per client before drops (MSGR_WRITES_PENDING)")
+	fs.BoolVar(&c.Pprof, "pprof", c.Pprof, "serve Go profiles under /debug/pprof/ on the HTTP listener, for benchmarking; never on a public address (MSGR_PPROF)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error (MSGR_LOG_LEVEL)")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "text or json (MSGR_LOG_FORMAT)")
 	c.Security.flags(fs)
@@ -128,6 +131,9 @@ func (c *Config) Validate() error {
 	positive("max-payload-bytes", c.MaxPayloadBytes, 16<<20)
 	positive("max-packet-bytes", c.MaxPacketBytes, 256<<20)
 	positive("writes-pending", c.WritesPending, 1<<16)
+	if c.Pprof && c.HTTPAddr == "" {
+		errs = append(errs, errors.New("pprof: needs http-addr"))
+	}
 	if c.MaxPacketBytes < c.MaxPayloadBytes+1024 {
 		errs = append(errs, fmt.Errorf("max-packet-bytes (%d) must exceed max-payload-bytes (%d) by at least 1024 for topic and properties", c.MaxPacketBytes, c.MaxPayloadBytes))
 	}

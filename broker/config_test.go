@@ -49,6 +49,8 @@ func TestConfigValidate(t *testing.T) {
 			wantErr: []string{"writes-pending: 0 is outside"}},
 		{name: "log level", change: func(c *broker.Config) { c.LogLevel = "loud" },
 			wantErr: []string{`log-level: "loud" is not debug, info, warn or error`}},
+		{name: "pprof without http", change: func(c *broker.Config) { c.Pprof, c.HTTPAddr = true, "" },
+			wantErr: []string{"pprof: needs http-addr"}},
 		{name: "log format", change: func(c *broker.Config) { c.LogFormat = "xml" },
 			wantErr: []string{`log-format: "xml" is not text or json`}},
 

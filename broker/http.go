@@ -15,6 +15,7 @@ func (b *Broker) routes() http.Handler {
 	mux.HandleFunc("GET /readyz", b.ready)
 	b.userRoutes(mux)  // userapi.go
 	b.adminRoutes(mux) // adminapi.go
+	b.pprofRoutes(mux) // pprof.go
 	return mux
 }
 
