@@ -136,13 +136,15 @@ stop_broker
 
 # 4. msgr on PostgreSQL, durable chat
 postgres_start
+PG_ADDR=${MSGR_TEST_DATABASE_URL#*@}
+PG_ADDR=${PG_ADDR%%/*}
 "$BIN/msgrbench" users -database-url "$MSGR_TEST_DATABASE_URL" -names 'bencha%d,benchb%d' -n "$PAIRS" >&2
 PORT=$(free_port)
 "$BIN/msgrd" -database-url "$MSGR_TEST_DATABASE_URL" -mqtt-addr "127.0.0.1:$PORT" -ws-addr= -http-addr= \
 	-log-level warn 2>"$OUT/msgrd-postgres.log" &
 BROKER_PID=$!
 wait_port "$PORT"
-bench "msgr on PostgreSQL (durable chat)" "$PORT" -scenario chat -pairs "$PAIRS" -db-proc postgres -json "$OUT/4-msgr-postgres-chat.json"
+bench "msgr on PostgreSQL (durable chat)" "$PORT" -scenario chat -pairs "$PAIRS" -db-addr "$PG_ADDR" -json "$OUT/4-msgr-postgres-chat.json"
 JSONS+=("$OUT/4-msgr-postgres-chat.json")
 stop_broker
 

@@ -297,9 +297,9 @@ func runChat(ctx context.Context, c config, log io.Writer) (*report, error) {
 	}
 	stop := keepalive(ctx, clients, c.KeepAlive)
 	defer stop()
-	runSteps(ctx, plans, stats, sources, c.Workers, &monitor{brokerPID: c.BrokerPID, dbName: c.DBProc})
+	runSteps(ctx, plans, stats, sources, c.Workers, &monitor{brokerPID: c.BrokerPID, dbPID: c.DBPID})
 	drain(stats, 1, true, c.Drain)
-	rep := &report{Params: map[string]any{"pairs": c.Pairs, "step_s": c.StepDur.Seconds(), "warmup_s": c.Warmup.Seconds(), "db_proc": c.DBProc}}
+	rep := &report{Params: map[string]any{"pairs": c.Pairs, "step_s": c.StepDur.Seconds(), "warmup_s": c.Warmup.Seconds(), "db": c.DBAddr}}
 	rep.addSteps(stats, 1)
 	return rep, nil
 }
@@ -353,9 +353,9 @@ func runGroup(ctx context.Context, c config, log io.Writer) (*report, error) {
 	stop := keepalive(ctx, clients, c.KeepAlive)
 	defer stop()
 	fmt.Fprintf(log, "msgrbench: %d groups of %d created, running %d steps\n", c.Groups, c.Members, len(plans))
-	runSteps(ctx, plans, stats, sources, c.Workers, &monitor{brokerPID: c.BrokerPID, dbName: c.DBProc})
+	runSteps(ctx, plans, stats, sources, c.Workers, &monitor{brokerPID: c.BrokerPID, dbPID: c.DBPID})
 	drain(stats, c.Members-1, true, c.Drain)
-	rep := &report{Params: map[string]any{"groups": c.Groups, "members": c.Members, "step_s": c.StepDur.Seconds(), "warmup_s": c.Warmup.Seconds(), "db_proc": c.DBProc}}
+	rep := &report{Params: map[string]any{"groups": c.Groups, "members": c.Members, "step_s": c.StepDur.Seconds(), "warmup_s": c.Warmup.Seconds(), "db": c.DBAddr}}
 	rep.addSteps(stats, c.Members-1)
 	rep.Notes = append(rep.Notes, "rate is messages sent per second; delivered/s counts message events received by the other members")
 	return rep, nil

@@ -15,7 +15,7 @@ import (
 // connect (dial to CONNACK) and cycle latency, failures, broker CPU per
 // cycle.
 func runChurn(ctx context.Context, c config, log io.Writer) (*report, error) {
-	mon := &monitor{brokerPID: c.BrokerPID, dbName: c.DBProc}
+	mon := &monitor{brokerPID: c.BrokerPID, dbPID: c.DBPID}
 	var connectH, cycleH histogram
 	var ok, failed atomic.Int64
 	var firstErr atomic.Value
@@ -48,7 +48,7 @@ func runChurn(ctx context.Context, c config, log io.Writer) (*report, error) {
 	secs := time.Since(start).Seconds()
 	b1, db1, self1 := mon.broker(), mon.db(), mon.self()
 	n := ok.Load()
-	rep := &report{Params: map[string]any{"parallel": c.Parallel, "devices": c.Devices, "seconds": c.StepDur.Seconds(), "db_proc": c.DBProc}}
+	rep := &report{Params: map[string]any{"parallel": c.Parallel, "devices": c.Devices, "seconds": c.StepDur.Seconds(), "db": c.DBAddr}}
 	rep.Values = map[string]any{
 		"cycles":                  n,
 		"failed":                  failed.Load(),

@@ -55,7 +55,7 @@ type source interface {
 // monitor samples the broker, database and load-generator processes.
 type monitor struct {
 	brokerPID int
-	dbName    string // processes with this name count as the database ("" for none)
+	dbPID     int // database server (postmaster): it and its children count as the database
 }
 
 func (m *monitor) broker() procSample {
@@ -67,10 +67,10 @@ func (m *monitor) broker() procSample {
 }
 
 func (m *monitor) db() procSample {
-	if m.dbName == "" {
+	if m.dbPID == 0 {
 		return procSample{}
 	}
-	return readProcs(pidsByName(m.dbName))
+	return readProcs(append(childrenOf(m.dbPID), m.dbPID))
 }
 
 func (m *monitor) self() procSample {

@@ -72,7 +72,8 @@ type config struct {
 	Addr      string
 	Label     string
 	BrokerPID int
-	DBProc    string
+	DBAddr    string
+	DBPID     int
 	Steps     []float64
 	StepDur   time.Duration
 	Warmup    time.Duration
@@ -131,7 +132,7 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.StringVar(&c.Addr, "addr", "127.0.0.1:1883", "broker MQTT address (loopback only)")
 	fs.StringVar(&c.Label, "label", "", "name of the broker under test, for the report")
 	fs.IntVar(&c.BrokerPID, "broker-pid", 0, "broker process id for CPU and RSS (default: the process listening on -addr)")
-	fs.StringVar(&c.DBProc, "db-proc", "", "process name whose CPU counts as the database's, e.g. postgres")
+	fs.StringVar(&c.DBAddr, "db-addr", "", "address of the broker's PostgreSQL server: its postmaster and children count as the database's CPU")
 	fs.Var(stepsFlag{&c.Steps}, "steps", "comma-separated message rates per second, one step each")
 	fs.DurationVar(&c.StepDur, "step-dur", 30*time.Second, "duration of each step")
 	fs.DurationVar(&c.Warmup, "warmup", 5*time.Second, "warm-up at the first step's rate before measuring, 0 for none")
@@ -176,6 +177,13 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			fmt.Fprintln(stderr, "msgrbench: broker CPU and RSS not measured:", err)
 		}
 		c.BrokerPID = pid
+	}
+	if c.DBAddr != "" {
+		pid, err := pidListening(c.DBAddr)
+		if err != nil {
+			return fmt.Errorf("-db-addr: %w", err)
+		}
+		c.DBPID = pid
 	}
 	var rep *report
 	var err error

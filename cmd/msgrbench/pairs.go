@@ -125,7 +125,7 @@ func runPairs(ctx context.Context, c config, log io.Writer) (*report, error) {
 	fmt.Fprintf(log, "msgrbench: %d pairs connected, QoS %d, running %d steps\n", c.Pairs, qos, len(plans))
 	stop := keepalive(ctx, clients, c.KeepAlive)
 	defer stop()
-	runSteps(ctx, plans, stats, sources, c.Workers, &monitor{brokerPID: c.BrokerPID, dbName: c.DBProc})
+	runSteps(ctx, plans, stats, sources, c.Workers, &monitor{brokerPID: c.BrokerPID, dbPID: c.DBPID})
 	drain(stats, 1, qos > 0, c.Drain)
 	rep := &report{Params: map[string]any{"pairs": c.Pairs, "qos": c.QoS, "payload_bytes": c.Size, "step_s": c.StepDur.Seconds(), "warmup_s": c.Warmup.Seconds()}}
 	rep.addSteps(stats, 1)

@@ -67,17 +67,25 @@ func readProcs(pids []int) procSample {
 	return sum
 }
 
-// pidsByName lists processes whose /proc/PID/comm equals name.
-func pidsByName(name string) []int {
-	dirs, _ := filepath.Glob("/proc/[0-9]*/comm")
+// childrenOf lists the direct children of pid (PostgreSQL's backends are
+// children of the postmaster). Exited children's CPU is not counted.
+func childrenOf(pid int) []int {
+	dirs, _ := filepath.Glob("/proc/[0-9]*/stat")
 	var out []int
 	for _, d := range dirs {
 		b, err := os.ReadFile(d)
-		if err != nil || strings.TrimSpace(string(b)) != name {
+		if err != nil {
 			continue
 		}
-		if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(d))); err == nil {
-			out = append(out, pid)
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+2:]))
+		if len(f) > 1 && f[1] == strconv.Itoa(pid) {
+			if child, err := strconv.Atoi(filepath.Base(filepath.Dir(d))); err == nil {
+				out = append(out, child)
+			}
 		}
 	}
 	return out
