@@ -33,6 +33,12 @@ type Config struct {
 
 	Pprof bool // serve net/http/pprof under /debug/pprof/ on the HTTP listener
 
+	// Encryption at rest (see keys.go). MasterKey is MSGR_MASTER_KEY, which
+	// has no flag so that the key never shows in a process listing.
+	MasterKeyFile         string
+	MasterKey             string
+	PreviousMasterKeyFile string // unwrap-only, while rotating
+
 	grants []acl.Rule
 }
 
@@ -72,6 +78,8 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error (MSGR_LOG_LEVEL)")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "text or json (MSGR_LOG_FORMAT)")
 	c.Security.flags(fs)
+	fs.StringVar(&c.MasterKeyFile, "master-key-file", c.MasterKeyFile, "file holding the master key (32 raw bytes, base64 or hex); the embedded store defaults to <data-dir>/master.key, created on first start; or give the key itself in MSGR_MASTER_KEY (MSGR_MASTER_KEY_FILE)")
+	fs.StringVar(&c.PreviousMasterKeyFile, "previous-master-key-file", c.PreviousMasterKeyFile, "the master key being rotated away from, used only to unwrap (MSGR_PREVIOUS_MASTER_KEY_FILE)")
 }
 
 // envName maps a flag name to its environment variable: mqtt-addr -> MSGR_MQTT_ADDR.
@@ -92,6 +100,9 @@ func (c *Config) Parse(fs *flag.FlagSet, args []string, lookupEnv func(string) (
 			}
 		}
 	})
+	if v, ok := lookupEnv(masterKeyEnv); ok {
+		c.MasterKey = v
+	}
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
@@ -152,6 +163,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("log-format: %q is not text or json", c.LogFormat))
 	}
 	errs = append(errs, c.Security.validate()...)
+	errs = append(errs, c.validateKeys()...)
 	return errors.Join(errs...)
 }
 

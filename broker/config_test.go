@@ -18,8 +18,12 @@ func TestConfigValidate(t *testing.T) {
 		{name: "defaults", change: func(*broker.Config) {}},
 		{name: "listeners disabled", change: func(c *broker.Config) { c.WSAddr, c.HTTPAddr = "", "" }},
 		{name: "any host", change: func(c *broker.Config) { c.MQTTAddr = ":1883" }},
-		{name: "postgres", change: func(c *broker.Config) { c.DataDir, c.DatabaseURL = "", "postgres://u@h/db" }},
-		{name: "postgresql scheme", change: func(c *broker.Config) { c.DatabaseURL = "postgresql://u@h/db" }},
+		{name: "postgres", change: func(c *broker.Config) { c.DataDir, c.DatabaseURL, c.MasterKeyFile = "", "postgres://u@h/db", "/k" }},
+		{name: "postgresql scheme", change: func(c *broker.Config) { c.DatabaseURL, c.MasterKey = "postgresql://u@h/db", "k" }},
+		{name: "postgres without master key", change: func(c *broker.Config) { c.DatabaseURL = "postgres://u@h/db" },
+			wantErr: []string{"master key: required with database-url", "msgrd keys generate"}},
+		{name: "master key twice", change: func(c *broker.Config) { c.MasterKeyFile, c.MasterKey = "/k", "k" },
+			wantErr: []string{"master-key-file and MSGR_MASTER_KEY are both set"}},
 		{name: "grants", change: func(c *broker.Config) { c.TopicGrants = "sensors/#=rw,status/+=r" }},
 		{name: "json debug", change: func(c *broker.Config) { c.LogFormat, c.LogLevel = "json", "debug" }},
 
@@ -200,6 +204,11 @@ func TestConfigEveryFlagHasEnv(t *testing.T) {
 	if err := cfg.Parse(fs, nil, func(k string) (string, bool) { asked[k] = true; return "", false }); err != nil {
 		t.Fatal(err)
 	}
+	// The master key itself has no flag, to keep it out of process listings.
+	if !asked["MSGR_MASTER_KEY"] {
+		t.Error("MSGR_MASTER_KEY is never read")
+	}
+	delete(asked, "MSGR_MASTER_KEY")
 	n := 0
 	fs.VisitAll(func(f *flag.Flag) {
 		n++

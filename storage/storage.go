@@ -338,6 +338,7 @@ type Store interface {
 	Cursors
 	Receipts
 	Security
+	Encryption
 	// Ping checks the store can serve requests.
 	Ping(ctx context.Context) error
 	// Close releases resources.

@@ -5,6 +5,7 @@ package brokertest
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/msgrhq/msgr/auth"
 	"github.com/msgrhq/msgr/broker"
+	"github.com/msgrhq/msgr/keyring"
 	"github.com/msgrhq/msgr/storage"
 	"github.com/msgrhq/msgr/storage/postgres/pgtest"
 )
@@ -24,9 +26,10 @@ type Broker struct {
 	HTTPAddr string
 	DataDir  string
 
-	cfg   broker.Config
-	store storage.Store
-	b     *broker.Broker
+	cfg    broker.Config
+	store  storage.Store
+	b      *broker.Broker
+	logOut io.Writer // nil: see logger
 }
 
 // Option changes the configuration before the broker starts.
@@ -51,13 +54,33 @@ func WithPostgres(t testing.TB) Option {
 // Set MSGR_TEST_LOG=1 to see its log.
 func Start(t testing.TB, opts ...Option) *Broker {
 	t.Helper()
+	return StartWithLog(t, nil, opts...)
+}
+
+// StartWithLog is Start with the broker's log, at debug level, written to
+// w, for tests of what gets logged.
+func StartWithLog(t testing.TB, w io.Writer, opts ...Option) *Broker {
+	t.Helper()
 	cfg := broker.DefaultConfig()
 	cfg.MQTTAddr, cfg.WSAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	cfg.DataDir = filepath.Join(t.TempDir(), "data")
 	for _, o := range opts {
 		o(&cfg)
 	}
-	tb := &Broker{cfg: cfg, DataDir: cfg.DataDir}
+	// Every test broker gets a master key: PostgreSQL needs an explicit
+	// one, and the embedded store's default file, made here in advance,
+	// spares each test the "generated a new master key" warning.
+	if cfg.MasterKeyFile == "" && cfg.MasterKey == "" {
+		path := filepath.Join(cfg.DataDir, broker.DefaultMasterKeyFile)
+		if cfg.DatabaseURL != "" {
+			path = filepath.Join(t.TempDir(), "master.key")
+			cfg.MasterKeyFile = path
+		}
+		if _, _, err := keyring.LoadOrCreateFile(path); err != nil {
+			t.Fatalf("brokertest: master key: %v", err)
+		}
+	}
+	tb := &Broker{cfg: cfg, DataDir: cfg.DataDir, logOut: w}
 	tb.start(t)
 	t.Cleanup(func() { tb.stop(t) })
 	return tb
@@ -126,6 +149,11 @@ func (tb *Broker) AddUser(t testing.TB, name, password string) {
 }
 
 func (tb *Broker) logger() *slog.Logger {
+	if tb.logOut != nil {
+		cfg := tb.cfg
+		cfg.LogLevel = "debug"
+		return cfg.NewLogger(tb.logOut)
+	}
 	if os.Getenv("MSGR_TEST_LOG") != "" {
 		cfg := tb.cfg
 		cfg.LogLevel = "debug"

@@ -3,6 +3,7 @@
 //	msgrd [flags]                 run the broker
 //	msgrd user add NAME [flags]   create a user; the password is read from stdin
 //	msgrd user passwd NAME        set a user's password, read from stdin
+//	msgrd keys ...                master key management: generate, id, rotate, shred
 //
 // Every flag has an MSGR_* environment variable; run msgrd -h for the list.
 package main
@@ -42,6 +43,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if len(args) > 0 && args[0] == "user" {
 		return userCommand(ctx, args[1:], stdin, stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "keys" {
+		return keysCommand(ctx, args[1:], stdout, stderr)
+	}
 	cfg := broker.DefaultConfig()
 	fs := flag.NewFlagSet("msgrd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -49,7 +53,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q (commands: user add, user passwd)", fs.Arg(0))
+		return fmt.Errorf("unexpected argument %q (commands: user add, user passwd, keys)", fs.Arg(0))
 	}
 	return serve(ctx, cfg, stderr)
 }

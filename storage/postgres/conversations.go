@@ -141,7 +141,7 @@ func (s *Store) CreateGroup(ctx context.Context, conv storage.Conversation, memb
 			return err
 		}
 		var err error
-		if msg, err = appendNote(ctx, tx, note); err != nil {
+		if msg, err = s.appendNote(ctx, tx, note); err != nil {
 			return err
 		}
 		conv.LastSeq = msg.Seq
@@ -163,7 +163,7 @@ func (s *Store) CreateGroup(ctx context.Context, conv storage.Conversation, memb
 
 // appendNote appends a system message to a conversation the transaction has
 // locked or created.
-func appendNote(ctx context.Context, tx pgx.Tx, note storage.NewMessage) (storage.Message, error) {
+func (s *Store) appendNote(ctx context.Context, tx pgx.Tx, note storage.NewMessage) (storage.Message, error) {
 	if note.Kind == "" {
 		note.Kind = storage.MsgSystem
 	}
@@ -177,6 +177,9 @@ func appendNote(ctx context.Context, tx pgx.Tx, note storage.NewMessage) (storag
 		Body:         nonNil(note.Body),
 		CreatedAt:    dbTime(note.CreatedAt),
 	}
+	if s.sealer != nil {
+		return s.appendSealedNote(ctx, tx, m)
+	}
 	err := tx.QueryRow(ctx, `
 		WITH bump AS (
 			UPDATE conversations SET last_seq = last_seq + 1, last_at = greatest(last_at, $8)
@@ -188,6 +191,33 @@ func appendNote(ctx context.Context, tx pgx.Tx, note storage.NewMessage) (storag
 		RETURNING seq`,
 		m.ConvID, m.ID, m.SenderID, m.SenderDevice, m.ClientMsgID, m.Kind, m.Body, m.CreatedAt).
 		Scan(&m.Seq)
+	if err != nil {
+		return storage.Message{}, fmt.Errorf("append note: %w", err)
+	}
+	return m, nil
+}
+
+// appendSealedNote is appendNote with encryption: the seq is part of the
+// body's associated data, so it is allocated before the body is sealed, at
+// the price of a second round trip (membership changes are rare).
+func (s *Store) appendSealedNote(ctx context.Context, tx pgx.Tx, m storage.Message) (storage.Message, error) {
+	var keyID int64
+	err := tx.QueryRow(ctx, `UPDATE conversations SET last_seq = last_seq + 1, last_at = greatest(last_at, $2)
+		WHERE id = $1 RETURNING last_seq, coalesce(key_id, 0)`, m.ConvID, m.CreatedAt).Scan(&m.Seq, &keyID)
+	if err != nil {
+		return storage.Message{}, fmt.Errorf("append note: %w", err)
+	}
+	k, err := s.txKey(ctx, tx, m.ConvID, keyID)
+	if err != nil {
+		return storage.Message{}, fmt.Errorf("append note: %w", err)
+	}
+	body, err := s.sealer.Seal(k.Wrapped, storage.BodyRef{ConvID: m.ConvID, Seq: m.Seq, KeyID: k.ID}, m.Body)
+	if err != nil {
+		return storage.Message{}, fmt.Errorf("append note: %w", err)
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO messages (conv_id, seq, id, sender_id, sender_device, client_msg_id, kind, body, created_at, key_id)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+		m.ConvID, m.Seq, m.ID, m.SenderID, m.SenderDevice, m.ClientMsgID, m.Kind, body, m.CreatedAt, k.ID)
 	if err != nil {
 		return storage.Message{}, fmt.Errorf("append note: %w", err)
 	}
@@ -308,7 +338,7 @@ func (s *Store) AddMember(ctx context.Context, convID, userID string, role stora
 		case maxMembers > 0 && activeCount+1 > maxMembers:
 			return fmt.Errorf("%d members (limit %d): %w", activeCount, maxMembers, storage.ErrGroupFull)
 		}
-		if msg, err = appendNote(ctx, tx, note); err != nil {
+		if msg, err = s.appendNote(ctx, tx, note); err != nil {
 			return err
 		}
 		// A past member's row is reused: one row per (conversation, user)
@@ -347,7 +377,7 @@ func (s *Store) RemoveMember(ctx context.Context, convID, userID string, note st
 		if !active {
 			return fmt.Errorf("%q: %w", userID, storage.ErrNotMember)
 		}
-		if msg, err = appendNote(ctx, tx, note); err != nil {
+		if msg, err = s.appendNote(ctx, tx, note); err != nil {
 			return err
 		}
 		return execWithRaise(ctx, tx, msg, "UPDATE members SET until_seq = $3 WHERE conv_id = $1 AND user_id = $2",

@@ -11,8 +11,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/msgrhq/msgr/storage"
+	"github.com/msgrhq/msgr/storage/seal"
 )
 
 // AppendMessages stores a batch in one transaction: it locks the batch's
@@ -43,6 +45,16 @@ func (s *Store) AppendMessages(ctx context.Context, batch []storage.NewMessage) 
 		return results, nil
 	}
 
+	if s.sealer != nil {
+		convs := make([]string, len(keys))
+		for i, k := range keys {
+			convs[i] = k.conv
+		}
+		if err := s.warmKeys(ctx, convs); err != nil {
+			return nil, fmt.Errorf("append messages: %w", err)
+		}
+	}
+
 	b := &pgx.Batch{}
 	b.BeginTx(pgx.TxOptions{})
 	st := queueAppendReads(b, keys)
@@ -52,6 +64,10 @@ func (s *Store) AppendMessages(ctx context.Context, batch []storage.NewMessage) 
 	if err := br.Close(); err != nil {
 		return nil, fmt.Errorf("append messages: %w", err)
 	}
+	if err := s.openDuplicates(ctx, tx, st); err != nil {
+		return nil, fmt.Errorf("append messages: %w", err)
+	}
+	sealKeys := make(map[string]seal.Key) // conversations' keys, resolved under the lock
 
 	var rows [][]any
 	lastAt := make(map[string]time.Time) // conversations that got messages
@@ -94,7 +110,23 @@ func (s *Store) AppendMessages(ctx context.Context, batch []storage.NewMessage) 
 			lastAt[m.ConvID] = m.CreatedAt
 		}
 		results[i].Message = m
-		rows = append(rows, []any{m.ConvID, m.Seq, m.ID, m.SenderID, m.SenderDevice, m.ClientMsgID, m.Kind, m.Body, m.CreatedAt})
+		body, keyID := m.Body, pgtype.Int8{}
+		if s.sealer != nil {
+			k, ok := sealKeys[m.ConvID]
+			if !ok {
+				var err error
+				if k, err = s.txKey(ctx, tx, m.ConvID, st.keyID[m.ConvID]); err != nil {
+					return nil, fmt.Errorf("append messages: %w", err)
+				}
+				sealKeys[m.ConvID] = k
+			}
+			var err error
+			if body, err = s.sealer.Seal(k.Wrapped, storage.BodyRef{ConvID: m.ConvID, Seq: m.Seq, KeyID: k.ID}, m.Body); err != nil {
+				return nil, fmt.Errorf("append messages: %w", err)
+			}
+			keyID = pgtype.Int8{Int64: k.ID, Valid: true}
+		}
+		rows = append(rows, []any{m.ConvID, m.Seq, m.ID, m.SenderID, m.SenderDevice, m.ClientMsgID, m.Kind, body, m.CreatedAt, keyID})
 	}
 
 	if len(rows) > 0 {
@@ -161,7 +193,7 @@ FROM locked l
 WHERE m.conv_id = l.conv_id AND m.user_id = l.user_id`
 
 func messageColumnNames() []string {
-	return []string{"conv_id", "seq", "id", "sender_id", "sender_device", "client_msg_id", "kind", "body", "created_at"}
+	return []string{"conv_id", "seq", "id", "sender_id", "sender_device", "client_msg_id", "kind", "body", "created_at", "key_id"}
 }
 
 // msgKey is the idempotency key of a message.
@@ -170,8 +202,10 @@ type msgKey struct{ conv, sender, cmid string }
 // appendState is what AppendMessages reads before deciding a batch.
 type appendState struct {
 	lastSeq map[string]int64           // locked conversations' newest seqs
+	keyID   map[string]int64           // locked conversations' current data key ids (0: none)
 	active  map[[2]string]bool         // active (conversation, user) memberships
 	stored  map[msgKey]storage.Message // stored messages with the batch's keys
+	sealed  []sealedMessage            // the same, as stored, until openDuplicates
 }
 
 // queueAppendReads queues the lock and the reads for keys on b and returns
@@ -182,6 +216,7 @@ type appendState struct {
 func queueAppendReads(b *pgx.Batch, keys []msgKey) *appendState {
 	st := &appendState{
 		lastSeq: make(map[string]int64),
+		keyID:   make(map[string]int64),
 		active:  make(map[[2]string]bool),
 		stored:  make(map[msgKey]storage.Message),
 	}
@@ -194,15 +229,16 @@ func queueAppendReads(b *pgx.Batch, keys []msgKey) *appendState {
 	sorted := slices.Compact(slices.Sorted(slices.Values(convs)))
 
 	// The nested loop follows the array, so the locks are taken in order.
-	b.Queue(`SELECT c.id, c.last_seq FROM unnest($1::text[]) AS k (id)
+	b.Queue(`SELECT c.id, c.last_seq, coalesce(c.key_id, 0) FROM unnest($1::text[]) AS k (id)
 		CROSS JOIN LATERAL (
-			SELECT id, last_seq FROM conversations WHERE id = k.id FOR NO KEY UPDATE) AS c`,
+			SELECT id, last_seq, key_id FROM conversations WHERE id = k.id FOR NO KEY UPDATE) AS c`,
 		sorted).
 		Query(func(rows pgx.Rows) error {
 			var id string
-			var seq int64
-			_, err := pgx.ForEachRow(rows, []any{&id, &seq}, func() error {
+			var seq, keyID int64
+			_, err := pgx.ForEachRow(rows, []any{&id, &seq, &keyID}, func() error {
 				st.lastSeq[id] = seq
+				st.keyID[id] = keyID
 				return nil
 			})
 			return err
@@ -228,37 +264,56 @@ func queueAppendReads(b *pgx.Batch, keys []msgKey) *appendState {
 			LIMIT 1) AS d`,
 		convs, senders, cmids).
 		Query(func(rows pgx.Rows) error {
-			msgs, err := collectMessages(rows)
-			for _, m := range msgs {
-				st.stored[msgKey{m.ConvID, m.SenderID, m.ClientMsgID}] = m
-			}
+			var err error
+			st.sealed, err = collectMessages(rows)
 			return err
 		})
 	return st
 }
 
-const messageColumns = "conv_id, seq, id, sender_id, sender_device, client_msg_id, kind, body, created_at"
+const messageColumns = "conv_id, seq, id, sender_id, sender_device, client_msg_id, kind, body, created_at, coalesce(key_id, 0)"
 
-func collectMessages(rows pgx.Rows) ([]storage.Message, error) {
-	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (storage.Message, error) {
-		var m storage.Message
+func collectMessages(rows pgx.Rows) ([]sealedMessage, error) {
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (sealedMessage, error) {
+		var m sealedMessage
 		err := row.Scan(&m.ConvID, &m.Seq, &m.ID, &m.SenderID, &m.SenderDevice,
-			&m.ClientMsgID, &m.Kind, &m.Body, &m.CreatedAt)
+			&m.ClientMsgID, &m.Kind, &m.Body, &m.CreatedAt, &m.keyID)
 		m.CreatedAt = m.CreatedAt.UTC()
 		return m, err
 	})
 }
 
+// openDuplicates decrypts the earlier messages the batch repeats into
+// st.stored. Duplicates are rare (client retries), so reading their keys
+// costs a round trip only when there are some.
+func (s *Store) openDuplicates(ctx context.Context, tx pgx.Tx, st *appendState) error {
+	if len(st.sealed) == 0 {
+		return nil
+	}
+	keys := make(map[int64]string)
+	if s.sealer != nil {
+		var err error
+		if keys, err = keysByID(ctx, tx, missingKeyIDs(st.sealed, keys)); err != nil {
+			return fmt.Errorf("read data keys: %w", err)
+		}
+	}
+	msgs, err := s.open(st.sealed, keys)
+	if err != nil {
+		return err
+	}
+	for _, m := range msgs {
+		st.stored[msgKey{m.ConvID, m.SenderID, m.ClientMsgID}] = m
+	}
+	st.sealed = nil
+	return nil
+}
+
 // MessagesAfter returns up to limit messages with after < seq <= upTo,
 // ascending; limit 0 means no limit.
 func (s *Store) MessagesAfter(ctx context.Context, convID string, after, upTo int64, limit int) ([]storage.Message, error) {
-	rows, err := s.pool.Query(ctx, "SELECT "+messageColumns+` FROM messages
+	msgs, err := s.readMessages(ctx, convID, "SELECT "+messageColumns+` FROM messages
 		WHERE conv_id = $1 AND seq > $2 AND seq <= $3
 		ORDER BY seq LIMIT $4`, convID, after, upTo, noLimit(limit))
-	if err != nil {
-		return nil, fmt.Errorf("messages of %q after %d: %w", convID, after, err)
-	}
-	msgs, err := collectMessages(rows)
 	if err != nil {
 		return nil, fmt.Errorf("messages of %q after %d: %w", convID, after, err)
 	}
@@ -268,15 +323,41 @@ func (s *Store) MessagesAfter(ctx context.Context, convID string, after, upTo in
 // MessagesBefore returns up to limit messages with from <= seq < before,
 // newest first; limit 0 means no limit.
 func (s *Store) MessagesBefore(ctx context.Context, convID string, before, from int64, limit int) ([]storage.Message, error) {
-	rows, err := s.pool.Query(ctx, "SELECT "+messageColumns+` FROM messages
+	msgs, err := s.readMessages(ctx, convID, "SELECT "+messageColumns+` FROM messages
 		WHERE conv_id = $1 AND seq >= $2 AND seq < $3
 		ORDER BY seq DESC LIMIT $4`, convID, from, before, noLimit(limit))
 	if err != nil {
 		return nil, fmt.Errorf("messages of %q before %d: %w", convID, before, err)
 	}
-	msgs, err := collectMessages(rows)
-	if err != nil {
-		return nil, fmt.Errorf("messages of %q before %d: %w", convID, before, err)
-	}
 	return msgs, nil
+}
+
+// readMessages runs a query for messages of convID and decrypts them. With
+// a sealer the conversation's data keys are read in the same round trip.
+func (s *Store) readMessages(ctx context.Context, convID, query string, args ...any) ([]storage.Message, error) {
+	keys := make(map[int64]string)
+	var sealed []sealedMessage
+	if s.sealer == nil {
+		rows, err := s.pool.Query(ctx, query, args...)
+		if err != nil {
+			return nil, err
+		}
+		if sealed, err = collectMessages(rows); err != nil {
+			return nil, err
+		}
+		return s.open(sealed, keys)
+	}
+	b := &pgx.Batch{}
+	b.Queue(query, args...).Query(func(rows pgx.Rows) error {
+		var err error
+		sealed, err = collectMessages(rows)
+		return err
+	})
+	// After the messages: a key created meanwhile is harmless, and a key
+	// shredded meanwhile reads as shredded.
+	queueKeys(b, convID, keys)
+	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+		return nil, err
+	}
+	return s.open(sealed, keys)
 }

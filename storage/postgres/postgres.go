@@ -9,6 +9,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/msgrhq/msgr/storage"
 	"github.com/msgrhq/msgr/storage/migrate"
+	"github.com/msgrhq/msgr/storage/seal"
 )
 
 //go:embed migrations/*.sql
@@ -41,14 +43,19 @@ const defaultConnectTimeout = 5 * time.Second
 
 // Store is a storage.Store backed by a PostgreSQL connection pool.
 type Store struct {
-	pool *pgxpool.Pool
+	pool   *pgxpool.Pool
+	sealer storage.Sealer // nil: bodies stay plaintext
+	keys   *seal.KeyCache // conversations' current data keys
+	log    *slog.Logger
 }
 
 var _ storage.Store = (*Store)(nil)
 
 // Open connects to databaseURL (a postgres:// URL or key=value DSN), checks
-// the server answers and applies pending schema migrations.
-func Open(ctx context.Context, databaseURL string) (*Store, error) {
+// the server answers and applies pending schema migrations. With
+// WithSealer it then checks the master key and encrypts any plaintext
+// message bodies left from before encryption at rest.
+func Open(ctx context.Context, databaseURL string, opts ...Option) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(databaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: parse database url: %w", err)
@@ -74,8 +81,15 @@ func Open(ctx context.Context, databaseURL string) (*Store, error) {
 		return nil, fmt.Errorf("postgres: cannot reach %s:%d database %q: %w",
 			cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database, err)
 	}
-	s := &Store{pool: pool}
+	s := &Store{pool: pool, keys: seal.NewKeyCache(0), log: slog.New(slog.DiscardHandler)}
+	for _, o := range opts {
+		o(s)
+	}
 	if err := s.migrate(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	if err := s.openEncryption(ctx); err != nil {
 		pool.Close()
 		return nil, err
 	}

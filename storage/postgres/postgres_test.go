@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net"
@@ -19,9 +20,13 @@ import (
 	"github.com/msgrhq/msgr/storage/storetest"
 )
 
+// openStore opens the store as the broker does: encrypting, here under a
+// master key derived from the database URL, so that every node of a test
+// database shares it, as they must.
 func openStore(tb testing.TB, databaseURL string) *postgres.Store {
 	tb.Helper()
-	s, err := postgres.Open(context.Background(), databaseURL)
+	key := sha256.Sum256([]byte(databaseURL))
+	s, err := postgres.Open(context.Background(), databaseURL, postgres.WithSealer(storetest.NewSealer(tb, key[:])))
 	if err != nil {
 		tb.Fatalf("Open: %v", err)
 	}

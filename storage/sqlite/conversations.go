@@ -172,7 +172,7 @@ func (s *Store) CreateGroup(ctx context.Context, conv storage.Conversation, memb
 			return err
 		}
 		var err error
-		if msg, err = appendNote(ctx, tx, conv.ID, note); err != nil {
+		if msg, err = s.appendNote(ctx, tx, conv.ID, note); err != nil {
 			return err
 		}
 		if err := insertMember(ctx, tx, conv.ID, conv.CreatedBy, storage.RoleOwner, msg.Seq, conv.CreatedAt); err != nil {
@@ -288,7 +288,7 @@ func (s *Store) AddMember(ctx context.Context, convID, userID string, role stora
 				return fmt.Errorf("%d members: %w", n+1, storage.ErrGroupFull)
 			}
 		}
-		if msg, err = appendNote(ctx, tx, convID, note); err != nil {
+		if msg, err = s.appendNote(ctx, tx, convID, note); err != nil {
 			return err
 		}
 		if err := insertMember(ctx, tx, convID, userID, role, msg.Seq, msg.CreatedAt); err != nil {
@@ -318,7 +318,7 @@ func (s *Store) RemoveMember(ctx context.Context, convID, userID string, note st
 		if !found || until != 0 {
 			return storage.ErrNotMember
 		}
-		if msg, err = appendNote(ctx, tx, convID, note); err != nil {
+		if msg, err = s.appendNote(ctx, tx, convID, note); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE members SET until_seq = ? WHERE conv_id = ? AND user_id = ?`, msg.Seq, convID, userID); err != nil {

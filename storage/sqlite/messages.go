@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/msgrhq/msgr/storage"
+	"github.com/msgrhq/msgr/storage/seal"
 )
 
 // nextSeqSQL allocates the next seq of a conversation. It runs inside the
@@ -16,17 +17,20 @@ const nextSeqSQL = `UPDATE conversations SET last_seq = last_seq + 1, last_at = 
 	WHERE id = ? RETURNING last_seq`
 
 const insertMessageSQL = `INSERT INTO messages
-	(conv_id, seq, id, sender_id, sender_device, client_msg_id, kind, body, created_at)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	(conv_id, seq, id, sender_id, sender_device, client_msg_id, kind, body, created_at, key_id)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
-const messageColumns = `conv_id, seq, id, sender_id, sender_device, client_msg_id, kind, body, created_at`
+const messageColumns = `conv_id, seq, id, sender_id, sender_device, client_msg_id, kind, body, created_at, coalesce(key_id, 0)`
 
 // writer stores new messages within one transaction.
 type writer struct {
+	s            *Store
+	tx           *sql.Tx
 	next, insert *sql.Stmt
+	keys         map[string]seal.Key // data keys resolved in this transaction
 }
 
-func prepareWriter(ctx context.Context, tx *sql.Tx) (*writer, error) {
+func (s *Store) prepareWriter(ctx context.Context, tx *sql.Tx) (*writer, error) {
 	next, err := tx.PrepareContext(ctx, nextSeqSQL)
 	if err != nil {
 		return nil, err
@@ -35,7 +39,7 @@ func prepareWriter(ctx context.Context, tx *sql.Tx) (*writer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &writer{next: next, insert: insert}, nil
+	return &writer{s: s, tx: tx, next: next, insert: insert, keys: make(map[string]seal.Key)}, nil
 }
 
 // write assigns m the next seq of its conversation and stores it.
@@ -52,8 +56,12 @@ func (w *writer) write(ctx context.Context, m storage.NewMessage) (storage.Messa
 	if body == nil {
 		body = []byte{} // the column is NOT NULL; nil would bind as NULL
 	}
+	stored, keyID, err := w.seal(ctx, m.ConvID, seq, body)
+	if err != nil {
+		return storage.Message{}, err
+	}
 	if _, err := w.insert.ExecContext(ctx, m.ConvID, seq, m.ID, m.SenderID, m.SenderDevice, m.ClientMsgID,
-		m.Kind, body, toMillis(m.CreatedAt)); err != nil {
+		m.Kind, stored, toMillis(m.CreatedAt), keyID); err != nil {
 		return storage.Message{}, fmt.Errorf("insert message %q: %w", m.ID, err)
 	}
 	return storage.Message{
@@ -69,11 +77,32 @@ func (w *writer) write(ctx context.Context, m storage.NewMessage) (storage.Messa
 	}, nil
 }
 
+// seal returns the body to store for seq of convID and its key id (NULL
+// without a sealer).
+func (w *writer) seal(ctx context.Context, convID string, seq int64, body []byte) ([]byte, sql.NullInt64, error) {
+	if w.s.sealer == nil {
+		return body, sql.NullInt64{}, nil
+	}
+	k, ok := w.keys[convID]
+	if !ok {
+		var err error
+		if k, err = w.s.txKey(ctx, w.tx, convID); err != nil {
+			return nil, sql.NullInt64{}, err
+		}
+		w.keys[convID] = k
+	}
+	sealed, err := w.s.sealer.Seal(k.Wrapped, storage.BodyRef{ConvID: convID, Seq: seq, KeyID: k.ID}, body)
+	if err != nil {
+		return nil, sql.NullInt64{}, err
+	}
+	return sealed, sql.NullInt64{Int64: k.ID, Valid: true}, nil
+}
+
 // appendNote stores a membership note in convID. Notes are written by the
 // broker on behalf of an actor, so unlike AppendMessages there is no
 // membership check on the sender.
-func appendNote(ctx context.Context, tx *sql.Tx, convID string, note storage.NewMessage) (storage.Message, error) {
-	w, err := prepareWriter(ctx, tx)
+func (s *Store) appendNote(ctx context.Context, tx *sql.Tx, convID string, note storage.NewMessage) (storage.Message, error) {
+	w, err := s.prepareWriter(ctx, tx)
 	if err != nil {
 		return storage.Message{}, err
 	}
@@ -81,11 +110,11 @@ func appendNote(ctx context.Context, tx *sql.Tx, convID string, note storage.New
 	return w.write(ctx, note)
 }
 
-func scanMessage(sc interface{ Scan(...any) error }) (storage.Message, error) {
-	var m storage.Message
+func scanMessage(sc interface{ Scan(...any) error }) (sealedMessage, error) {
+	var m sealedMessage
 	var created int64
-	if err := sc.Scan(&m.ConvID, &m.Seq, &m.ID, &m.SenderID, &m.SenderDevice, &m.ClientMsgID, &m.Kind, &m.Body, &created); err != nil {
-		return storage.Message{}, err
+	if err := sc.Scan(&m.ConvID, &m.Seq, &m.ID, &m.SenderID, &m.SenderDevice, &m.ClientMsgID, &m.Kind, &m.Body, &created, &m.keyID); err != nil {
+		return sealedMessage{}, err
 	}
 	m.CreatedAt = fromMillis(created)
 	return m, nil
@@ -97,8 +126,8 @@ type appender struct {
 	sender, dup *sql.Stmt
 }
 
-func prepareAppender(ctx context.Context, tx *sql.Tx) (*appender, error) {
-	w, err := prepareWriter(ctx, tx)
+func (s *Store) prepareAppender(ctx context.Context, tx *sql.Tx) (*appender, error) {
+	w, err := s.prepareWriter(ctx, tx)
 	if err != nil {
 		return nil, err
 	}
@@ -136,7 +165,17 @@ func (a *appender) add(ctx context.Context, m storage.NewMessage) (storage.Appen
 	}
 	prev, err := scanMessage(a.dup.QueryRowContext(ctx, m.ConvID, m.SenderID, m.ClientMsgID))
 	if err == nil {
-		return storage.AppendResult{Message: prev, Duplicate: true}, nil
+		var keys map[int64]string
+		if a.s.sealer != nil {
+			if keys, err = convKeys(ctx, a.tx, m.ConvID); err != nil {
+				return storage.AppendResult{}, err
+			}
+		}
+		msgs, err := a.s.open([]sealedMessage{prev}, keys)
+		if err != nil {
+			return storage.AppendResult{}, err
+		}
+		return storage.AppendResult{Message: msgs[0], Duplicate: true}, nil
 	}
 	if !errors.Is(err, sql.ErrNoRows) {
 		return storage.AppendResult{}, err
@@ -171,7 +210,7 @@ func (s *Store) AppendMessages(ctx context.Context, batch []storage.NewMessage) 
 	}
 	out := make([]storage.AppendResult, len(batch))
 	err := inTx(ctx, s.w, func(tx *sql.Tx) error {
-		a, err := prepareAppender(ctx, tx)
+		a, err := s.prepareAppender(ctx, tx)
 		if err != nil {
 			return err
 		}
@@ -207,7 +246,7 @@ func (s *Store) AppendMessages(ctx context.Context, batch []storage.NewMessage) 
 // MessagesAfter returns up to limit messages with after < seq <= upTo,
 // ascending. limit <= 0 means no limit.
 func (s *Store) MessagesAfter(ctx context.Context, convID string, after, upTo int64, limit int) ([]storage.Message, error) {
-	msgs, err := s.messages(ctx, `SELECT `+messageColumns+` FROM messages
+	msgs, err := s.messages(ctx, convID, `SELECT `+messageColumns+` FROM messages
 		WHERE conv_id = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?`, convID, after, upTo, sqlLimit(limit))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: messages of %q after %d: %w", convID, after, err)
@@ -218,7 +257,7 @@ func (s *Store) MessagesAfter(ctx context.Context, convID string, after, upTo in
 // MessagesBefore returns up to limit messages with from <= seq < before,
 // newest first. limit <= 0 means no limit.
 func (s *Store) MessagesBefore(ctx context.Context, convID string, before, from int64, limit int) ([]storage.Message, error) {
-	msgs, err := s.messages(ctx, `SELECT `+messageColumns+` FROM messages
+	msgs, err := s.messages(ctx, convID, `SELECT `+messageColumns+` FROM messages
 		WHERE conv_id = ? AND seq >= ? AND seq < ? ORDER BY seq DESC LIMIT ?`, convID, from, before, sqlLimit(limit))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: messages of %q before %d: %w", convID, before, err)
@@ -226,21 +265,37 @@ func (s *Store) MessagesBefore(ctx context.Context, convID string, before, from 
 	return msgs, nil
 }
 
-func (s *Store) messages(ctx context.Context, query string, args ...any) ([]storage.Message, error) {
+// messages runs a query for messages of convID and decrypts them.
+func (s *Store) messages(ctx context.Context, convID, query string, args ...any) ([]storage.Message, error) {
 	rows, err := s.r.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []storage.Message
+	var sealed []sealedMessage
 	for rows.Next() {
 		m, err := scanMessage(rows)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, m)
+		sealed = append(sealed, m)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	var keys map[int64]string
+	if s.sealer != nil && len(sealed) > 0 {
+		// After the messages: a key created meanwhile is harmless, and a
+		// key shredded meanwhile reads as shredded.
+		if keys, err = convKeys(ctx, s.r, convID); err != nil {
+			return nil, err
+		}
+	}
+	out, err := s.open(sealed, keys)
+	if len(out) == 0 {
+		return nil, err
+	}
+	return out, err
 }
 
 // sqlLimit maps "no limit" (<= 0) to SQLite's LIMIT -1.

@@ -24,6 +24,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"runtime"
 	"strings"
@@ -34,6 +35,7 @@ import (
 
 	"github.com/msgrhq/msgr/storage"
 	"github.com/msgrhq/msgr/storage/migrate"
+	"github.com/msgrhq/msgr/storage/seal"
 )
 
 //go:embed migrations/*.sql
@@ -45,15 +47,20 @@ const busyTimeout = 10 * time.Second
 
 // Store is a storage.Store backed by one SQLite database file.
 type Store struct {
-	w *sql.DB // the single write connection
-	r *sql.DB // read-only pool
+	w      *sql.DB        // the single write connection
+	r      *sql.DB        // read-only pool
+	sealer storage.Sealer // nil: bodies stay plaintext
+	keys   *seal.KeyCache // conversations' current data keys
+	log    *slog.Logger
 }
 
 var _ storage.Store = (*Store)(nil)
 
 // Open opens (creating if needed) the database file at path, whose directory
-// must exist, and applies pending schema migrations.
-func Open(ctx context.Context, path string) (*Store, error) {
+// must exist, and applies pending schema migrations. With WithSealer it then
+// checks the master key and encrypts any plaintext message bodies left from
+// before encryption at rest.
+func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	if path == "" || strings.ContainsRune(path, '?') || strings.HasPrefix(path, ":memory:") || strings.HasPrefix(path, "file:") {
 		return nil, fmt.Errorf("sqlite: open %q: path must be a plain database file name", path)
 	}
@@ -78,8 +85,15 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		w.Close()
 		return nil, err
 	}
-	s := &Store{w: w, r: r}
+	s := &Store{w: w, r: r, keys: seal.NewKeyCache(0), log: slog.New(slog.DiscardHandler)}
+	for _, o := range opts {
+		o(s)
+	}
 	if err := s.Ping(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.openEncryption(ctx); err != nil {
 		s.Close()
 		return nil, err
 	}

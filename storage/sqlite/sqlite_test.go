@@ -14,9 +14,17 @@ import (
 	"github.com/msgrhq/msgr/storage/storetest"
 )
 
+// open opens the store as the broker does: encrypting, here under a new
+// random master key.
 func open(t testing.TB, path string) *Store {
 	t.Helper()
-	s, err := Open(context.Background(), path)
+	return openKey(t, path, storetest.NewMasterKey(t))
+}
+
+// openKey opens the store encrypting under master key key.
+func openKey(t testing.TB, path string, key []byte) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), path, WithSealer(storetest.NewSealer(t, key)))
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -157,7 +165,8 @@ func TestOpenRejectsNonFilePaths(t *testing.T) {
 func TestTwoProcesses(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "msgr.db")
 	ctx := t.Context()
-	stores := []*Store{open(t, path), open(t, path)}
+	key := storetest.NewMasterKey(t)
+	stores := []*Store{openKey(t, path, key), openKey(t, path, key)}
 	for _, id := range []string{"alice", "bob"} {
 		if err := stores[0].CreateUser(ctx, storage.User{ID: id, PasswordHash: "h"}); err != nil {
 			t.Fatal(err)
