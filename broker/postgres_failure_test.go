@@ -175,7 +175,8 @@ func TestMsgrdDatabaseUnreachable(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 			defer cancel()
 			cmd := exec.CommandContext(ctx, bin, "-mqtt-addr", "127.0.0.1:0", "-ws-addr", "", "-http-addr", "")
-			cmd.Env = append(os.Environ(), "MSGR_DATABASE_URL=postgres://msgr@"+addr+"/msgr")
+			cmd.Env = append(os.Environ(), "MSGR_DATABASE_URL=postgres://msgr@"+addr+"/msgr",
+				"MSGR_MASTER_KEY=AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=") // a valid key, so the database is tried
 			var stderr bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &stderr, &stderr
 			err := cmd.Run()

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/msgrhq/msgr/storage"
+	"github.com/msgrhq/msgr/storage/postgres"
 	"github.com/msgrhq/msgr/storage/postgres/pgtest"
 )
 
@@ -42,11 +43,28 @@ func benchMessages(n int, next *int) []storage.NewMessage {
 }
 
 // BenchmarkAppendMessages measures the store path: one AppendMessages call
-// (one transaction, one commit) per iteration of size messages.
+// (one transaction, one commit) per iteration of size messages, with bodies
+// sealed (as msgrd runs) and, for comparison, plaintext.
 func BenchmarkAppendMessages(b *testing.B) {
+	for _, mode := range []string{"sealed", "plaintext"} {
+		b.Run(mode, func(b *testing.B) { benchmarkAppendMessages(b, mode == "sealed") })
+	}
+}
+
+func benchmarkAppendMessages(b *testing.B, sealed bool) {
 	for _, size := range []int{1, 10, 100, 500} {
 		b.Run(fmt.Sprintf("batch=%d", size), func(b *testing.B) {
-			s := openStore(b, pgtest.FreshSchema(b))
+			u := pgtest.FreshSchema(b)
+			var s *postgres.Store
+			if sealed {
+				s = openStore(b, u)
+			} else {
+				var err error
+				if s, err = postgres.Open(context.Background(), u); err != nil {
+					b.Fatal(err)
+				}
+				b.Cleanup(func() { s.Close() })
+			}
 			ctx := context.Background()
 			for i := range benchConversations {
 				setupGroup(b, s, fmt.Sprintf("bench-%04d", i), "alice", "bob")

@@ -1,6 +1,8 @@
 package postgres_test
 
 import (
+	"fmt"
+	"os"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -54,4 +56,42 @@ func TestEncryption(t *testing.T) {
 		u := pgtest.FreshSchema(t)
 		return &encryptionDB{url: u, raw: connect(t, u)}
 	})
+}
+
+// TestUpgradeFromV1Encrypts opens a schema-v1 database holding plaintext
+// messages with a master key: the upgrade keeps the v1 data and encrypts
+// the bodies in place.
+func TestUpgradeFromV1Encrypts(t *testing.T) {
+	u := pgtest.FreshSchema(t)
+	ctx := t.Context()
+	v1, err := os.ReadFile("migrations/0001_init.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := connect(t, u)
+	for _, q := range []string{
+		string(v1),
+		`CREATE TABLE schema_migrations (version int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`,
+		`INSERT INTO schema_migrations (version, name) VALUES (1, '0001_init.sql')`,
+		`INSERT INTO users (id, password_hash, created_at) VALUES ('alice', 'h', now()), ('bob', 'h', now())`,
+		`INSERT INTO conversations (id, kind, created_by, created_at, last_seq, last_at) VALUES ('ab', 'direct', 'alice', now(), 6, now())`,
+		`INSERT INTO direct_pairs (user_lo, user_hi, conv_id) VALUES ('alice', 'bob', 'ab')`,
+		`INSERT INTO members (conv_id, user_id, role, from_seq, joined_at) VALUES ('ab', 'alice', 'member', 1, now()), ('ab', 'bob', 'member', 1, now())`,
+		`INSERT INTO device_cursors (user_id, device_id, conv_id, seq) VALUES ('alice', 'phone', 'ab', 3), ('alice', 'laptop', 'ab', 5)`,
+	} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	for seq := int64(1); seq <= 6; seq++ {
+		if _, err := conn.Exec(ctx, `INSERT INTO messages (conv_id, seq, id, sender_id, sender_device, client_msg_id, kind, body, created_at)
+			VALUES ('ab', $1, $2, 'alice', 'phone', $3, 'text', $4, now())`, seq, fmt.Sprint("m", seq), fmt.Sprint("c", seq), storetest.V1Message(seq)); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	s := openStore(t, u)
+	storetest.CheckUpgradedFromV1(t, s)
+	db := &encryptionDB{url: u, raw: conn}
+	storetest.CheckUpgradedV1Messages(t, s, func(seq int64) []byte { return db.RawBody(t, "ab", seq) })
 }

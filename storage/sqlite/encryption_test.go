@@ -2,10 +2,12 @@ package sqlite
 
 import (
 	"database/sql"
+	"fmt"
 	"path/filepath"
 	"testing"
 
 	"github.com/msgrhq/msgr/storage"
+	"github.com/msgrhq/msgr/storage/migrate"
 	"github.com/msgrhq/msgr/storage/storetest"
 )
 
@@ -57,4 +59,46 @@ func TestEncryption(t *testing.T) {
 		t.Cleanup(func() { raw.Close() })
 		return &encryptionDB{path: path, raw: raw}
 	})
+}
+
+// TestUpgradeFromV1Encrypts opens a schema-v1 database holding plaintext
+// messages with a master key: the upgrade keeps the v1 data and encrypts
+// the bodies in place.
+func TestUpgradeFromV1Encrypts(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "msgr.db")
+	ctx := t.Context()
+	all, err := migrate.Load(migrations, "migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := sql.Open("sqlite", path+"?_busy_timeout=10000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { raw.Close() })
+	for _, q := range []string{
+		all[0].SQL,
+		`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`,
+		`INSERT INTO schema_migrations VALUES (1, '0001_init.sql', 0)`,
+		`INSERT INTO users (id, password_hash, created_at) VALUES ('alice', 'h', 0), ('bob', 'h', 0)`,
+		`INSERT INTO conversations (id, kind, created_by, created_at, last_seq, last_at) VALUES ('ab', 'direct', 'alice', 0, 6, 0)`,
+		`INSERT INTO direct_pairs (user_lo, user_hi, conv_id) VALUES ('alice', 'bob', 'ab')`,
+		`INSERT INTO members (conv_id, user_id, role, from_seq, joined_at) VALUES ('ab', 'alice', 'member', 1, 0), ('ab', 'bob', 'member', 1, 0)`,
+		`INSERT INTO device_cursors (user_id, device_id, conv_id, seq) VALUES ('alice', 'phone', 'ab', 3), ('alice', 'laptop', 'ab', 5)`,
+	} {
+		if _, err := raw.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	for seq := int64(1); seq <= 6; seq++ {
+		if _, err := raw.ExecContext(ctx, `INSERT INTO messages (conv_id, seq, id, sender_id, sender_device, client_msg_id, kind, body, created_at)
+			VALUES ('ab', ?, ?, 'alice', 'phone', ?, 'text', ?, 0)`, seq, fmt.Sprint("m", seq), fmt.Sprint("c", seq), storetest.V1Message(seq)); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	s := open(t, path)
+	storetest.CheckUpgradedFromV1(t, s)
+	db := &encryptionDB{path: path, raw: raw}
+	storetest.CheckUpgradedV1Messages(t, s, func(seq int64) []byte { return db.RawBody(t, "ab", seq) })
 }

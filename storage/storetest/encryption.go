@@ -344,3 +344,30 @@ func testPlaintextUpgrade(t *testing.T, db EncryptionDB) {
 		t.Fatalf("Open without a master key: %v, want ErrEncrypted", err)
 	}
 }
+
+// V1Message returns the body of message seq (1..6) of conversation "ab"
+// that the v1 upgrade fixtures store in plaintext, from alice.
+func V1Message(seq int64) []byte {
+	return []byte(fmt.Sprintf(`{"type":"text","text":"%s v1 message %d"}`, marker, seq))
+}
+
+// CheckUpgradedV1Messages checks a store opened with a master key on a v1
+// database whose conversation "ab" held messages 1..6 with V1Message
+// bodies in plaintext: they are encrypted at rest and read back intact.
+func CheckUpgradedV1Messages(t *testing.T, s storage.Store, rawBody func(seq int64) []byte) {
+	t.Helper()
+	msgs, err := s.MessagesAfter(t.Context(), "ab", 0, 100, 0)
+	must(t, "MessagesAfter ab", err)
+	if len(msgs) != 6 {
+		t.Fatalf("%d messages after the upgrade, want 6", len(msgs))
+	}
+	for i, m := range msgs {
+		seq := int64(i + 1)
+		if m.Seq != seq || !bytes.Equal(m.Body, V1Message(seq)) {
+			t.Errorf("message %d after the upgrade: seq %d body %q", seq, m.Seq, m.Body)
+		}
+		if raw := rawBody(seq); bytes.Contains(raw, []byte(marker)) {
+			t.Errorf("message %d is still plaintext at rest: %q", seq, raw)
+		}
+	}
+}
