@@ -2,14 +2,17 @@
 # Runs msgr's whole test suite: ./scripts/test.sh [go test flags | packages and flags]
 #
 # Starts the servers the tests need (a throwaway PostgreSQL unless
-# MSGR_TEST_DATABASE_URL is set), runs go test -race over every package and
-# tears the servers down on exit. Works as root on a fresh Debian 12 machine
+# MSGR_TEST_DATABASE_URL is set, a throwaway MinIO unless MSGR_TEST_S3_ENDPOINT
+# is set), runs go test -race over every package and tears the servers down
+# on exit. Works as root on a fresh Debian 12 machine
 # (it installs what is missing) and in CI (no stdin).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=scripts/lib/postgres.sh
 source scripts/lib/postgres.sh
+# shellcheck source=scripts/lib/minio.sh
+source scripts/lib/minio.sh
 
 if ! command -v go >/dev/null && [[ -x /usr/local/go/bin/go ]]; then
 	PATH="/usr/local/go/bin:$PATH"
@@ -21,10 +24,14 @@ services_start() {
 	if [[ -z ${MSGR_TEST_DATABASE_URL:-} ]]; then
 		postgres_start
 	fi
+	if [[ -z ${MSGR_TEST_S3_ENDPOINT:-} ]]; then
+		minio_start
+	fi
 }
 
 services_stop() {
 	postgres_stop
+	minio_stop
 }
 
 trap services_stop EXIT
