@@ -339,6 +339,7 @@ type Store interface {
 	Receipts
 	Security
 	Encryption
+	MediaStore
 	// Ping checks the store can serve requests.
 	Ping(ctx context.Context) error
 	// Close releases resources.

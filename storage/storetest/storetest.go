@@ -58,6 +58,10 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"SenderReceipts", testSenderReceipts},
 		{"SenderReceiptsConcurrent", testSenderReceiptsConcurrent},
 		{"Security", testSecurity},
+		{"MediaCreateGet", testMediaCreateGet},
+		{"MediaRefs", testMediaRefs},
+		{"CanReadMedia", testCanReadMedia},
+		{"UnreferencedMedia", testUnreferencedMedia},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open) })
