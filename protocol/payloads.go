@@ -63,8 +63,9 @@ const (
 // Body is a message body. Type selects which other fields are set; new types
 // (media) add fields without changing existing ones.
 type Body struct {
-	Type string `json:"type"`
-	Text string `json:"text,omitempty"` // text
+	Type  string `json:"type"`
+	Text  string `json:"text,omitempty"`  // text; media: optional caption
+	Media *Media `json:"media,omitempty"` // media
 
 	// system: what happened to the conversation.
 	Event string `json:"event,omitempty"` // group_created, member_added, member_removed, member_left, role_changed
