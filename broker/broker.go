@@ -23,6 +23,7 @@ import (
 	authhook "github.com/msgrhq/msgr/hooks/auth"
 	chathook "github.com/msgrhq/msgr/hooks/chat"
 	"github.com/msgrhq/msgr/hooks/session"
+	"github.com/msgrhq/msgr/media"
 	"github.com/msgrhq/msgr/storage"
 )
 
@@ -42,6 +43,9 @@ type Broker struct {
 	http  *http.Server
 	conns *connTracker
 	sec   *security // tokens, bans, admin API (security.go)
+
+	media     *media.Service // nil when no blob store is configured
+	stopMedia func()         // stops the media garbage collector
 
 	mqttAddr, wsAddr, httpAddr net.Addr
 }
@@ -63,12 +67,20 @@ func New(cfg Config, store storage.Store, log *slog.Logger) (*Broker, error) {
 	srv := mqtt.New(&mqtt.Options{Capabilities: caps, Logger: log})
 
 	pub := &publisher{srv: srv, cl: srv.NewClient(nil, "local", "msgr", true)}
-	svc := chat.New(store, pub, chat.Config{
+	mediaSvc, err := newMediaService(cfg, store, log)
+	if err != nil {
+		return nil, err
+	}
+	chatCfg := chat.Config{
 		MaxTextBytes: cfg.MaxTextBytes,
 		MaxMembers:   cfg.MaxGroupMembers,
 		Logger:       log,
-	})
-	b := &Broker{cfg: cfg, log: log, store: store, svc: svc, mqtt: srv, conns: newConnTracker()}
+	}
+	if mediaSvc != nil {
+		chatCfg.Media = mediaSvc
+	}
+	svc := chat.New(store, pub, chatCfg)
+	b := &Broker{cfg: cfg, log: log, store: store, svc: svc, mqtt: srv, conns: newConnTracker(), media: mediaSvc}
 	hasher := auth.NewHasher(auth.DefaultParams, runtime.GOMAXPROCS(0))
 	unknownUserHash, err := hasher.Hash(context.Background(), "msgr-unknown-user")
 	if err != nil {
@@ -110,6 +122,7 @@ func New(cfg Config, store storage.Store, log *slog.Logger) (*Broker, error) {
 		svc.Close()
 		return nil, err
 	}
+	b.startMediaGC()
 	return b, nil
 }
 
@@ -207,6 +220,9 @@ func (b *Broker) Close(ctx context.Context) error {
 	b.svc.Close()
 	if b.http != nil {
 		errs = append(errs, b.http.Shutdown(ctx))
+	}
+	if b.stopMedia != nil {
+		b.stopMedia()
 	}
 	return errors.Join(errs...)
 }

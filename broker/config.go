@@ -30,6 +30,7 @@ type Config struct {
 	LogLevel        string
 	LogFormat       string
 	Security        SecurityConfig // tokens, admin API, node id (security_config.go)
+	Media           MediaConfig
 
 	Pprof bool // serve net/http/pprof under /debug/pprof/ on the HTTP listener
 
@@ -57,6 +58,7 @@ func DefaultConfig() Config {
 		LogLevel:        "info",
 		LogFormat:       "text",
 		Security:        DefaultSecurityConfig(),
+		Media:           defaultMediaConfig(),
 	}
 }
 
@@ -80,6 +82,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	c.Security.flags(fs)
 	fs.StringVar(&c.MasterKeyFile, "master-key-file", c.MasterKeyFile, "file holding the master key (32 raw bytes, base64 or hex); the embedded store defaults to <data-dir>/master.key, created on first start; or give the key itself in MSGR_MASTER_KEY (MSGR_MASTER_KEY_FILE)")
 	fs.StringVar(&c.PreviousMasterKeyFile, "previous-master-key-file", c.PreviousMasterKeyFile, "the master key being rotated away from, used only to unwrap (MSGR_PREVIOUS_MASTER_KEY_FILE)")
+	c.Media.flags(fs)
 }
 
 // envName maps a flag name to its environment variable: mqtt-addr -> MSGR_MQTT_ADDR.
@@ -164,6 +167,7 @@ func (c *Config) Validate() error {
 	}
 	errs = append(errs, c.Security.validate()...)
 	errs = append(errs, c.validateKeys()...)
+	errs = append(errs, c.Media.validate(c.DataDir)...)
 	return errors.Join(errs...)
 }
 

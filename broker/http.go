@@ -16,10 +16,12 @@ func (b *Broker) routes() http.Handler {
 	b.userRoutes(mux)  // userapi.go
 	b.adminRoutes(mux) // adminapi.go
 	b.pprofRoutes(mux) // pprof.go
+	b.mediaRoutes(mux) // media.go
 	return mux
 }
 
-// ready reports whether this node can serve chat: its store answers.
+// ready reports whether this node can serve chat and media: its store and
+// its blob store answer.
 func (b *Broker) ready(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
@@ -29,6 +31,14 @@ func (b *Broker) ready(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		_, _ = w.Write([]byte("store unavailable\n"))
 		return
+	}
+	if b.media != nil {
+		if err := b.media.Ping(ctx); err != nil {
+			b.log.Warn("readyz: media storage unavailable", "error", err)
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte("media storage unavailable\n"))
+			return
+		}
 	}
 	_, _ = w.Write([]byte("ready\n"))
 }

@@ -51,6 +51,7 @@ type Config struct {
 	MemberCache   time.Duration // how long a conversation's member list is reused
 	Now           func() time.Time
 	Logger        *slog.Logger
+	Media         Media // nil refuses media messages
 }
 
 func (c *Config) setDefaults() {
@@ -98,7 +99,7 @@ func New(store Store, pub Publisher, cfg Config) *Service {
 	cfg.setDefaults()
 	s := &Service{cfg: cfg, store: store, pub: pub, log: cfg.Logger}
 	s.fanout = newFanout(store, pub, cfg.FanoutWorkers, cfg.FanoutQueue, cfg.MemberCache, cfg.Now, cfg.Logger)
-	s.writer = newWriter(store, cfg.MaxBatch, s.fanout.enqueue)
+	s.writer = newWriter(store, cfg.MaxBatch, s.stored)
 	s.presence = newPresence(store, pub, cfg.Now, cfg.Logger)
 	s.typing = newRateLimiter(typingInterval, cfg.Now)
 	s.settings = newSettingsCache(store, cfg.MemberCache, cfg.Now)
@@ -127,7 +128,15 @@ func (s *Service) Send(ctx context.Context, from Device, req protocol.Request) (
 		}
 		convID = conv.ID
 	}
-	body, err := encodeBody(*req.Body)
+	body, kind := *req.Body, storage.MsgText
+	if body.Type == protocol.BodyMedia {
+		var err error
+		if body, err = s.attach(ctx, from.User, body); err != nil {
+			return protocol.Sent{}, err
+		}
+		kind = storage.MsgMedia
+	}
+	encoded, err := encodeBody(body)
 	if err != nil {
 		return protocol.Sent{}, err
 	}
@@ -137,8 +146,8 @@ func (s *Service) Send(ctx context.Context, from Device, req protocol.Request) (
 		SenderID:     from.User,
 		SenderDevice: from.Device,
 		ClientMsgID:  req.CMID,
-		Kind:         storage.MsgText,
-		Body:         body,
+		Kind:         kind,
+		Body:         encoded,
 		CreatedAt:    s.cfg.Now(),
 	})
 	if err != nil {
@@ -148,6 +157,11 @@ func (s *Service) Send(ctx context.Context, from Device, req protocol.Request) (
 		return protocol.Sent{}, s.convError(res.Err, convID)
 	}
 	m := res.Message
+	if m.Kind == storage.MsgMedia {
+		if err := s.reference(ctx, m); err != nil {
+			return protocol.Sent{}, err
+		}
+	}
 	return protocol.Sent{Conv: m.ConvID, Seq: m.Seq, ID: m.ID, CMID: m.ClientMsgID, TS: m.CreatedAt.UnixMilli(), Dup: res.Duplicate}, nil
 }
 
@@ -163,9 +177,11 @@ func (s *Service) validateSend(req protocol.Request) error {
 		return protocol.Errorf(protocol.CodeBadRequest, "cmid: 1-%d printable ASCII characters required", protocol.MaxCMIDLen)
 	case req.Body == nil:
 		return protocol.Errorf(protocol.CodeBadRequest, "body is required")
+	case req.Body.Type == protocol.BodyMedia:
+		return s.validateMedia(req.Body)
 	case req.Body.Type != protocol.BodyText:
-		return protocol.Errorf(protocol.CodeBadRequest, "body.type %q cannot be sent (supported: text)", req.Body.Type)
-	case req.Body.Event != "" || req.Body.User != "" || req.Body.By != "" || req.Body.Role != "" || req.Body.Title != "":
+		return protocol.Errorf(protocol.CodeBadRequest, "body.type %q cannot be sent (supported: text, media)", req.Body.Type)
+	case req.Body.Event != "" || req.Body.User != "" || req.Body.By != "" || req.Body.Role != "" || req.Body.Title != "" || req.Body.Media != nil:
 		return protocol.Errorf(protocol.CodeBadRequest, "a text body has only type and text")
 	case req.Body.Text == "":
 		return protocol.Errorf(protocol.CodeBadRequest, "body.text must not be empty")

@@ -2,10 +2,7 @@ package media_test
 
 import (
 	"bytes"
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
@@ -20,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/msgrhq/msgr/keyring"
 	"github.com/msgrhq/msgr/media"
 	"github.com/msgrhq/msgr/storage"
 	"github.com/msgrhq/msgr/storage/blob"
@@ -27,40 +25,18 @@ import (
 	"github.com/msgrhq/msgr/storage/sqlite"
 )
 
-// testKeys wraps data keys with AES-256-GCM under a random master key.
-type testKeys struct{ aead cipher.AEAD }
-
-func newTestKeys(t testing.TB) *testKeys {
+// newTestKeys is a keyring under a fresh random master key.
+func newTestKeys(t testing.TB) media.Keys {
 	t.Helper()
-	k := make([]byte, 32)
-	if _, err := rand.Read(k); err != nil {
-		t.Fatal(err)
-	}
-	block, err := aes.NewCipher(k)
+	k, err := keyring.NewDataKey()
 	if err != nil {
 		t.Fatal(err)
 	}
-	aead, err := cipher.NewGCM(block)
+	ring, err := keyring.New(k)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &testKeys{aead}
-}
-
-func (k *testKeys) Wrap(dataKey []byte) (string, error) {
-	nonce := make([]byte, k.aead.NonceSize())
-	if _, err := rand.Read(nonce); err != nil {
-		return "", err
-	}
-	return base64.StdEncoding.EncodeToString(k.aead.Seal(nonce, nonce, dataKey, nil)), nil
-}
-
-func (k *testKeys) Unwrap(s string) ([]byte, error) {
-	b, err := base64.StdEncoding.DecodeString(s)
-	if err != nil || len(b) < k.aead.NonceSize() {
-		return nil, errors.New("bad wrapped key")
-	}
-	return k.aead.Open(nil, b[:k.aead.NonceSize()], b[k.aead.NonceSize():], nil)
+	return media.KeyringKeys(ring)
 }
 
 type env struct {
@@ -277,8 +253,8 @@ func TestWrongMasterKey(t *testing.T) {
 	e := newEnv(t, blobs, media.Config{})
 	m := e.mustUpload(t, "f", "", randomBytes(t, 1000))
 	other := media.New(e.store, blobs, newTestKeys(t), media.Config{})
-	if _, err := other.Open(t.Context(), m, 0, -1); err == nil || !strings.Contains(err.Error(), "unwrap data key") {
-		t.Fatalf("Open under another master key: %v, want an unwrap error", err)
+	if _, err := other.Open(t.Context(), m, 0, -1); !errors.Is(err, keyring.ErrUnknownMasterKey) {
+		t.Fatalf("Open under another master key: %v, want keyring.ErrUnknownMasterKey", err)
 	}
 }
 

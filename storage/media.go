@@ -51,3 +51,6 @@ type MediaStore interface {
 	// time that no message references, oldest first.
 	UnreferencedMedia(ctx context.Context, before time.Time, limit int) ([]Media, error)
 }
+
+// MsgMedia is the Message.Kind of a message carrying a media (protocol.BodyMedia).
+const MsgMedia = "media"
