@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"path/filepath"
 	"sync"
@@ -67,6 +68,11 @@ type Config struct {
 	// its result sent as the password, so that reconnecting hours later
 	// uses a fresh access token (see Login and TokenSession.Token).
 	TokenSource func(ctx context.Context) (string, error)
+	// HTTPURL is the broker's HTTP API (http://host:port), needed for
+	// media (Upload, Download); HTTPClient is used for it, or
+	// http.DefaultClient.
+	HTTPURL    string
+	HTTPClient *http.Client
 
 	// SessionDir, when set, keeps the MQTT session in files under this
 	// directory (one directory per user and device) and asks the broker to

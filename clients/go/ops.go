@@ -13,7 +13,7 @@ const (
 	RoleMember = protocol.RoleMember
 )
 
-// Outgoing is a text message to send.
+// Outgoing is a text or media message to send.
 type Outgoing struct {
 	// Conv is the conversation to send to; or
 	Conv string
@@ -22,8 +22,11 @@ type Outgoing struct {
 	// CMID is the idempotency key: the broker stores a message once per
 	// (user, conversation, CMID). NewCMID is used if empty.
 	CMID string
-	// Text is the message text.
+	// Text is the message text, or a media message's optional caption.
 	Text string
+	// Media, when set, is the id of an upload (Upload) to send as a media
+	// message; recipients get its thumbnail inline and Download the rest.
+	Media string
 }
 
 // Send sends text to conversation conv. See SendMessage.
@@ -50,6 +53,9 @@ func (c *Client) SendMessage(ctx context.Context, m Outgoing) (protocol.Sent, er
 		To:   m.To,
 		CMID: m.CMID,
 		Body: &protocol.Body{Type: protocol.BodyText, Text: m.Text},
+	}
+	if m.Media != "" {
+		req.Body = &protocol.Body{Type: protocol.BodyMedia, Text: m.Text, Media: &protocol.Media{ID: m.Media}}
 	}
 	ev, err := c.do(ctx, protocol.OpSend, req, idempotent)
 	if err != nil {
