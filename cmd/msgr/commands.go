@@ -43,6 +43,10 @@ func command(name string) commandFunc {
 		return cmdSettings
 	case "admin":
 		return cmdAdmin // admin.go
+	case "send-file":
+		return cmdSendFile
+	case "save":
+		return cmdSave
 	case "help":
 		return cmdHelp
 	}

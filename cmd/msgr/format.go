@@ -121,6 +121,8 @@ func formatMessage(m protocol.Message) string {
 		return fmt.Sprintf("[%s] %d %s: %s", m.Conv, m.Seq, m.From, oneLine(b.Text))
 	case protocol.BodySystem:
 		return fmt.Sprintf("[%s] %d * %s", m.Conv, m.Seq, describeSystem(b))
+	case protocol.BodyMedia:
+		return formatMedia(m, b)
 	default:
 		return fmt.Sprintf("[%s] %d %s: (unsupported message)", m.Conv, m.Seq, m.From)
 	}

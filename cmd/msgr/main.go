@@ -40,6 +40,10 @@ Usage:
 Commands:
   send <user> <text...>          send text to the direct conversation with user
   send --conv ID <text...>       send text to a conversation
+  send-file <user> <path> [caption...]
+                                 upload a file and send it (also --conv ID); images get a
+                                 thumbnail that recipients see inline
+  save <media-id> <path>         download an attachment you received (or sent) into path
   listen                         print incoming messages until interrupted, missed ones first,
                                  and receipts of yours, contacts' presence, who is typing
   chat <user> | chat --conv ID   send the lines read from stdin, print the conversation's
@@ -62,6 +66,7 @@ Commands:
 
 Global flags (also accepted after the command):
   --server URL      broker, mqtt://host:port or ws://host:port/ (MSGR_SERVER, default mqtt://127.0.0.1:1883)
+  --http URL        broker's HTTP API for files (MSGR_HTTP, default http://127.0.0.1:8080)
   --user NAME       your user id (MSGR_USER)
   --device NAME     this device's id (MSGR_DEVICE, default cli)
   --password PASS   your password (MSGR_PASSWORD; if unset it is read from the terminal or a line of stdin)
@@ -97,12 +102,14 @@ type env struct {
 // globals are the flags every command accepts.
 type globals struct {
 	server, user, device, password string
+	http                           string
 	timeout                        time.Duration
 	verbose                        bool
 }
 
 func (g *globals) register(fs *flag.FlagSet) {
 	fs.StringVar(&g.server, "server", g.server, "broker URL")
+	fs.StringVar(&g.http, "http", g.http, "broker HTTP API URL")
 	fs.StringVar(&g.user, "user", g.user, "your user id")
 	fs.StringVar(&g.device, "device", g.device, "this device's id")
 	fs.StringVar(&g.password, "password", g.password, "your password")
@@ -116,7 +123,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		user:     getenv("MSGR_USER"),
 		device:   getenv("MSGR_DEVICE"),
 		password: getenv("MSGR_PASSWORD"),
+		http:     getenv("MSGR_HTTP"),
 		timeout:  30 * time.Second,
+	}
+	if g.http == "" {
+		g.http = "http://127.0.0.1:8080"
 	}
 	if g.server == "" {
 		g.server = "mqtt://127.0.0.1:1883"
@@ -210,6 +221,7 @@ func (e *env) connect(ctx context.Context, handlers func(*msgr.Config)) (*msgr.C
 		User:      g.user,
 		Device:    g.device,
 		Password:  g.password,
+		HTTPURL:   g.http,
 		Logger:    logger,
 	}
 	if handlers != nil {
