@@ -190,9 +190,29 @@ func (b *Broker) getMedia(w http.ResponseWriter, r *http.Request, user string) e
 	if err != nil {
 		return err
 	}
+	off, length, partial, err := parseRange(r, m.Size)
+	if err != nil {
+		w.Header().Set("Content-Range", fmt.Sprintf("bytes */%d", m.Size))
+		return err
+	}
+	var br *bufio.Reader
+	if r.Method != http.MethodHead {
+		rc, err := b.media.Open(r.Context(), m, off, length)
+		if err != nil {
+			return err
+		}
+		defer rc.Close()
+		// Decrypt the first package before committing to a status, so that
+		// a damaged object or an unreachable store gets a proper error.
+		br = bufio.NewReaderSize(rc, 64<<10)
+		if _, err := br.Peek(int(min(length, 64<<10))); err != nil && length > 0 {
+			return err
+		}
+	}
+	// Headers only now: an error above must not go out with them.
 	h := w.Header()
 	h.Set("Cache-Control", "private, max-age=31536000, immutable") // ids are never reused
-	h.Set("ETag", `"`+m.ID+`"`)
+	h.Set("ETag", w3ETag(m.ID))
 	h.Set("Last-Modified", m.CreatedAt.UTC().Format(http.TimeFormat))
 	h.Set("Accept-Ranges", "bytes")
 	h.Set("X-Content-Type-Options", "nosniff")
@@ -203,35 +223,15 @@ func (b *Broker) getMedia(w http.ResponseWriter, r *http.Request, user string) e
 	}
 	h.Set("Content-Disposition", mime.FormatMediaType(disposition, map[string]string{"filename": m.Name}))
 	h.Set("Content-Type", m.ContentType)
-
-	off, length, partial, err := parseRange(r, m.Size)
-	if err != nil {
-		h.Set("Content-Range", fmt.Sprintf("bytes */%d", m.Size))
-		return err
-	}
 	status := http.StatusOK
 	if partial {
 		status = http.StatusPartialContent
 		h.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", off, off+length-1, m.Size))
 	}
 	h.Set("Content-Length", strconv.FormatInt(length, 10))
-	if r.Method == http.MethodHead {
+	if br == nil { // HEAD
 		w.WriteHeader(status)
 		return nil
-	}
-	rc, err := b.media.Open(r.Context(), m, off, length)
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	// Decrypt the first package before committing to a status, so that a
-	// damaged object or an unreachable store gets a proper error response.
-	br := bufio.NewReaderSize(rc, 64<<10)
-	if _, err := br.Peek(int(min(length, 64<<10))); err != nil && length > 0 {
-		h.Del("Content-Range")
-		h.Del("Content-Length")
-		h.Del("Content-Disposition")
-		return err
 	}
 	w.WriteHeader(status)
 	if n, err := io.Copy(w, br); err != nil {

@@ -31,14 +31,14 @@ type httpResult struct {
 	body   []byte
 }
 
-// errorEvent decodes an error response.
+// err decodes an error response, {"error": message, "code": code}.
 func (r httpResult) err(t testing.TB) *protocol.Error {
 	t.Helper()
-	var ev protocol.Event
-	if err := json.Unmarshal(r.body, &ev); err != nil || ev.Type != protocol.EvError || ev.Error == nil {
-		t.Fatalf("HTTP %d: not an error event: %s", r.status, r.body)
+	var e struct{ Error, Code string }
+	if err := json.Unmarshal(r.body, &e); err != nil || e.Code == "" {
+		t.Fatalf("HTTP %d: not an error response: %s", r.status, r.body)
 	}
-	return ev.Error
+	return &protocol.Error{Code: protocol.Code(e.Code), Message: e.Error}
 }
 
 func do(t testing.TB, b *brokertest.Broker, method, path, user string, body io.Reader, header map[string]string) httpResult {

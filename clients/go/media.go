@@ -79,11 +79,15 @@ func (c *Client) httpDo(req *http.Request, want ...int) (*http.Response, error) 
 		}
 	}
 	defer resp.Body.Close()
-	var ev protocol.Event
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&ev); err != nil || ev.Error == nil {
+	// The broker's HTTP errors are {"error": message, "code": code}.
+	var body struct {
+		Error string `json:"error"`
+		Code  string `json:"code"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&body); err != nil || body.Code == "" {
 		return nil, &HTTPError{Status: resp.StatusCode, Err: protocol.Errorf(protocol.CodeInternal, "%s", resp.Status)}
 	}
-	return nil, &HTTPError{Status: resp.StatusCode, Err: ev.Error}
+	return nil, &HTTPError{Status: resp.StatusCode, Err: &protocol.Error{Code: protocol.Code(body.Code), Message: body.Error}}
 }
 
 // Upload streams r to the broker as a file called name and returns the
