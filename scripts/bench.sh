@@ -7,14 +7,19 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=scripts/lib/postgres.sh
 source scripts/lib/postgres.sh
+# shellcheck source=scripts/lib/minio.sh
+source scripts/lib/minio.sh
 
 if ! command -v go >/dev/null && [[ -x /usr/local/go/bin/go ]]; then
 	PATH="/usr/local/go/bin:$PATH"
 fi
 
-trap postgres_stop EXIT
+trap 'postgres_stop; minio_stop' EXIT
 if [[ -z ${MSGR_TEST_DATABASE_URL:-} ]]; then
 	postgres_start
+fi
+if [[ -z ${MSGR_TEST_S3_ENDPOINT:-} ]]; then
+	minio_start
 fi
 
 if [[ $# -gt 0 && $1 != -* ]]; then
