@@ -41,7 +41,8 @@ minio_port_free() {
 # (with curl when installed, else by accepting connections).
 minio_live() {
 	if command -v curl >/dev/null; then
-		curl -fsS "http://127.0.0.1:$1/minio/health/ready" >/dev/null 2>&1
+		curl -fsS "http://127.0.0.1:$1/minio/health/ready" >/dev/null 2>&1 &&
+			curl -fsS "http://127.0.0.1:$1/minio/health/cluster" >/dev/null 2>&1
 	else
 		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 	fi

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -26,11 +25,23 @@ func S3(t testing.TB) blob.S3Config {
 	if endpoint == "" {
 		t.Skip("MSGR_TEST_S3_ENDPOINT not set (scripts/test.sh starts MinIO)")
 	}
-	return blob.S3Config{
+	cfg := blob.S3Config{
 		Endpoint:  endpoint,
 		Bucket:    bucketName(t),
 		AccessKey: os.Getenv("MSGR_TEST_S3_ACCESS_KEY"),
 		SecretKey: os.Getenv("MSGR_TEST_S3_SECRET_KEY"),
+	}
+	// A server just started may not serve requests yet.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := pingS3(cfg)
+		if err == nil {
+			return cfg
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("MinIO at %s not ready: %v", endpoint, err)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 
@@ -84,12 +95,11 @@ func StartMinIO(t testing.TB) *MinIO {
 	t.Cleanup(m.Stop)
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		resp, err := http.Get("http://" + addr + "/minio/health/ready")
+		// The health endpoints answer before the object layer is up
+		// ("Server not initialized yet"): wait for a real S3 request.
+		err := pingS3(cfg)
 		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return m
-			}
+			return m
 		}
 		select {
 		case <-m.done:
@@ -118,4 +128,14 @@ func (m *MinIO) Stop() {
 	case <-ctx.Done():
 		fmt.Fprintln(os.Stderr, "blobtest: minio did not exit")
 	}
+}
+
+func pingS3(cfg blob.S3Config) error {
+	s, err := blob.NewS3(cfg)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return s.Ping(ctx)
 }
