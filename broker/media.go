@@ -30,9 +30,11 @@ func newMediaService(cfg Config, store storage.Store, log *slog.Logger) (*media.
 		log.Warn("media disabled: set s3-endpoint, media-dir or data-dir")
 		return nil, nil
 	}
-	ring, err := mediaKeyring(cfg)
+	// The master key of encryption at rest (keys.go); OpenStore has loaded
+	// (or, for the embedded store, created) it already.
+	ring, _, err := LoadKeyring(cfg)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("media: %w", err)
 	}
 	return media.New(store, blobs, media.KeyringKeys(ring), media.Config{
 		MaxBytes:   cfg.Media.MaxBytes,

@@ -350,7 +350,8 @@ func (s *Store) RewrapDataKeys(ctx context.Context) (int, error) {
 			return total, fmt.Errorf("postgres: rewrap data keys: %w", err)
 		}
 		if len(ids) == 0 {
-			return total, nil
+			n, err := s.rewrapMediaKeys(ctx) // media.go
+			return total + n, err
 		}
 		// wrapped = old: a key rewrapped meanwhile by another run is left alone.
 		tag, err := s.pool.Exec(ctx, `UPDATE conversation_keys k SET wrapped = u.new, master_key_id = $4

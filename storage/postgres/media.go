@@ -121,3 +121,44 @@ func (s *Store) UnreferencedMedia(ctx context.Context, before time.Time, limit i
 	}
 	return out, nil
 }
+
+// rewrapMediaKeys rewraps, in batches, the data keys of media not wrapped
+// under the sealer's current master key (keyring text form
+// "v1.<master key id>.<...>"); RewrapDataKeys calls it.
+func (s *Store) rewrapMediaKeys(ctx context.Context) (int, error) {
+	prefix := "v1." + s.sealer.MasterKeyID() + "."
+	total := 0
+	after := ""
+	for {
+		rows, err := s.pool.Query(ctx, `SELECT id, wrapped_key FROM media
+			WHERE id > $1 AND left(wrapped_key, length($2)) <> $2 ORDER BY id LIMIT $3`, after, prefix, encryptBatch)
+		if err != nil {
+			return total, fmt.Errorf("postgres: rewrap media keys: %w", err)
+		}
+		var ids, olds, news []string
+		var id, wrapped string
+		_, err = pgx.ForEachRow(rows, []any{&id, &wrapped}, func() error {
+			nw, err := s.sealer.Rewrap(wrapped)
+			if err != nil {
+				return fmt.Errorf("media %s: %w", id, err)
+			}
+			ids, olds, news = append(ids, id), append(olds, wrapped), append(news, nw)
+			return nil
+		})
+		if err != nil {
+			return total, fmt.Errorf("postgres: rewrap media keys: %w", err)
+		}
+		if len(ids) == 0 {
+			return total, nil
+		}
+		// wrapped_key = old: a key rewrapped meanwhile by another run is left alone.
+		tag, err := s.pool.Exec(ctx, `UPDATE media m SET wrapped_key = u.new
+			FROM unnest($1::text[], $2::text[], $3::text[]) AS u (id, old, new)
+			WHERE m.id = u.id AND m.wrapped_key = u.old`, ids, olds, news)
+		if err != nil {
+			return total, fmt.Errorf("postgres: rewrap media keys: %w", err)
+		}
+		total += int(tag.RowsAffected())
+		after = ids[len(ids)-1]
+	}
+}

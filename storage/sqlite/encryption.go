@@ -336,7 +336,8 @@ func (s *Store) RewrapDataKeys(ctx context.Context) (int, error) {
 			return total, fmt.Errorf("sqlite: rewrap data keys: %w", err)
 		}
 		if done == 0 {
-			return total, nil
+			n, err := s.rewrapMediaKeys(ctx) // media.go
+			return total + n, err
 		}
 		total += done
 	}

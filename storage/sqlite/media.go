@@ -139,3 +139,54 @@ func (s *Store) UnreferencedMedia(ctx context.Context, before time.Time, limit i
 	}
 	return out, nil
 }
+
+// rewrapMediaKeys rewraps, in batches, the data keys of media not wrapped
+// under the sealer's current master key (keyring text form
+// "v1.<master key id>.<...>"); RewrapDataKeys calls it.
+func (s *Store) rewrapMediaKeys(ctx context.Context) (int, error) {
+	prefix := "v1." + s.sealer.MasterKeyID() + "."
+	total := 0
+	after := ""
+	for {
+		done := 0
+		err := inTx(ctx, s.w, func(tx *sql.Tx) error {
+			rows, err := tx.QueryContext(ctx, `SELECT id, wrapped_key FROM media
+				WHERE id > ? AND substr(wrapped_key, 1, length(?)) <> ? ORDER BY id LIMIT ?`, after, prefix, prefix, encryptBatch)
+			if err != nil {
+				return err
+			}
+			var ids, keys []string
+			for rows.Next() {
+				var id, key string
+				if err := rows.Scan(&id, &key); err != nil {
+					rows.Close()
+					return err
+				}
+				ids, keys = append(ids, id), append(keys, key)
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return err
+			}
+			for i, id := range ids {
+				nw, err := s.sealer.Rewrap(keys[i])
+				if err != nil {
+					return fmt.Errorf("media %s: %w", id, err)
+				}
+				if _, err := tx.ExecContext(ctx, `UPDATE media SET wrapped_key = ? WHERE id = ?`, nw, id); err != nil {
+					return err
+				}
+				after = id
+				done++
+			}
+			return nil
+		})
+		if err != nil {
+			return total, fmt.Errorf("sqlite: rewrap media keys: %w", err)
+		}
+		if done == 0 {
+			return total, nil
+		}
+		total += done
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/msgrhq/msgr/keyring"
 	"github.com/msgrhq/msgr/storage"
 )
 
@@ -162,4 +163,49 @@ func testUnreferencedMedia(t *testing.T, open func(t *testing.T) storage.Store) 
 
 func ref(mediaID, convID string, seq int64) storage.MediaRef {
 	return storage.MediaRef{MediaID: mediaID, ConvID: convID, Seq: seq}
+}
+
+// testMediaKeyRotation: RewrapDataKeys rewraps media data keys too, to the
+// same data key under the new master key.
+func testMediaKeyRotation(t *testing.T, db EncryptionDB) {
+	ctx := t.Context()
+	oldKey, newKey := NewMasterKey(t), NewMasterKey(t)
+	oldRing, err := keyring.New(oldKey)
+	must(t, "keyring", err)
+	newRing, err := keyring.New(newKey)
+	must(t, "keyring", err)
+	dataKey := NewMasterKey(t)
+	w, err := oldRing.Wrap(dataKey)
+	must(t, "Wrap", err)
+
+	s := openOK(t, db, NewSealer(t, oldKey))
+	createUsers(t, s, "alice")
+	for _, id := range []string{"m1", "m2"} {
+		m := media(id, "alice", at(1))
+		m.WrappedKey = w.String()
+		must(t, "CreateMedia", s.CreateMedia(ctx, m))
+	}
+	closeOK(t, s)
+
+	s = openOK(t, db, NewSealer(t, newKey, oldKey))
+	n, err := s.RewrapDataKeys(ctx)
+	must(t, "RewrapDataKeys", err)
+	if n != 2 {
+		t.Errorf("RewrapDataKeys = %d, want 2 (the media keys)", n)
+	}
+	if n, err := s.RewrapDataKeys(ctx); err != nil || n != 0 {
+		t.Errorf("second RewrapDataKeys = %d, %v; want 0, nil", n, err)
+	}
+	for _, id := range []string{"m1", "m2"} {
+		m, err := s.GetMedia(ctx, id)
+		must(t, "GetMedia", err)
+		nw, err := keyring.ParseWrapped(m.WrappedKey)
+		must(t, "ParseWrapped", err)
+		got, err := newRing.Unwrap(nw)
+		must(t, "Unwrap under the new master key", err)
+		if !bytes.Equal(got, dataKey) {
+			t.Fatalf("%s: rewrapped key unwraps to another data key", id)
+		}
+	}
+	closeOK(t, s)
 }
