@@ -108,7 +108,7 @@ func (b *Bans) IP(ctx context.Context, addr netip.Addr) (storage.Ban, bool, erro
 	if !addr.IsValid() {
 		return storage.Ban{}, false, nil
 	}
-	addr = addr.Unmap()
+	addr = addr.Unmap().WithZone("")
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if err := b.load(ctx); err != nil {
@@ -132,6 +132,9 @@ func ParseIPBan(s string) (netip.Prefix, error) {
 		if err != nil {
 			return netip.Prefix{}, fmt.Errorf("%q is not an IP address or CIDR prefix", s)
 		}
+		if a.Zone() != "" {
+			return netip.Prefix{}, errors.New("zoned addresses cannot be banned")
+		}
 		a = a.Unmap()
 		return netip.PrefixFrom(a, a.BitLen()), nil
 	}
@@ -148,13 +151,15 @@ func ParseIPBan(s string) (netip.Prefix, error) {
 // RemoteAddr extracts the IP of a "host:port" remote address; the zero
 // Addr when there is none (an in-process client).
 func RemoteAddr(hostport string) netip.Addr {
+	// The zone of a link-local address is dropped: prefixes have none, so
+	// a zoned address would match no ban.
 	ap, err := netip.ParseAddrPort(hostport)
 	if err == nil {
-		return ap.Addr().Unmap()
+		return ap.Addr().Unmap().WithZone("")
 	}
 	a, err := netip.ParseAddr(hostport)
 	if err == nil {
-		return a.Unmap()
+		return a.Unmap().WithZone("")
 	}
 	return netip.Addr{}
 }

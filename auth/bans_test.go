@@ -87,9 +87,25 @@ func TestParseIPBan(t *testing.T) {
 			t.Errorf("ParseIPBan(%q) = %v, %v; want %s", in, p, err, want)
 		}
 	}
-	for _, bad := range []string{"", "example.com", "10.0.0.0/33", "1.2.3", "fe80::1%eth0/64"} {
+	for _, bad := range []string{"", "example.com", "10.0.0.0/33", "1.2.3", "fe80::1%eth0/64", "fe80::1%eth0"} {
 		if _, err := ParseIPBan(bad); err == nil {
 			t.Errorf("ParseIPBan(%q) accepted", bad)
+		}
+	}
+}
+
+func TestRemoteAddr(t *testing.T) {
+	for in, want := range map[string]string{
+		"192.0.2.1:1883": "192.0.2.1", "[::ffff:10.0.0.1]:80": "10.0.0.1", "[fe80::1%eth0]:1883": "fe80::1",
+		"[2001:db8::1]:443": "2001:db8::1", "10.0.0.2": "10.0.0.2",
+	} {
+		if got := RemoteAddr(in); got.String() != want {
+			t.Errorf("RemoteAddr(%q) = %v, want %s", in, got, want)
+		}
+	}
+	for _, in := range []string{"", "local", "pipe:1"} {
+		if got := RemoteAddr(in); got.IsValid() {
+			t.Errorf("RemoteAddr(%q) = %v, want invalid", in, got)
 		}
 	}
 }
