@@ -590,7 +590,22 @@ func testAdminEndpoints(t *testing.T, s *secure, store string) {
 		c.c.Disconnect(0)
 		t.Error("old password still works after reset")
 	}
-	dialV3(t, s.Broker, "carol", "phone", "new-pw", v3Options{noSub: true})
+	carol := dialV3(t, s.Broker, "carol", "phone", "new-pw", v3Options{noSub: true})
+
+	// Disable and enable; revoke a device.
+	if u := decode[broker.UserJSON](t, s.admin("POST", "/admin/v1/users/carol/disable", nil, 200)); !u.Disabled || u.DisabledAt.IsZero() {
+		t.Fatalf("disabled user = %+v", u)
+	}
+	waitClosed(t, carol)
+	if u := decode[broker.UserJSON](t, s.admin("POST", "/admin/v1/users/carol/enable", nil, 200)); u.Disabled {
+		t.Fatalf("enabled user = %+v", u)
+	}
+	carol = dialV3(t, s.Broker, "carol", "phone", "new-pw", v3Options{noSub: true})
+	if d := decode[broker.DeviceJSON](t, s.admin("POST", "/admin/v1/users/carol/devices/phone/revoke", nil, 200)); !d.Revoked || d.RevokedAt.IsZero() {
+		t.Fatalf("revoked device = %+v", d)
+	}
+	waitClosed(t, carol)
+	s.admin("POST", "/admin/v1/users/nobody/enable", nil, 404)
 
 	// Conversations: list, get, members, delete.
 	convs := decode[struct{ Conversations []broker.ConversationJSON }](t, s.admin("GET", "/admin/v1/conversations", nil, 200)).Conversations
