@@ -15,6 +15,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	msgrauth "github.com/msgrhq/msgr/auth"
+	authhook "github.com/msgrhq/msgr/hooks/auth"
 	"github.com/msgrhq/msgr/protocol"
 	"github.com/msgrhq/msgr/storage"
 )
@@ -224,18 +225,24 @@ type UserJSON struct {
 	Connected  int       `json:"connected_devices"` // on this node
 }
 
-func (b *Broker) userJSON(u storage.User) UserJSON {
-	n := 0
+// connectedDevices counts each user's clients connected to this node, in
+// one pass over mochi's clients however many users a page shows.
+func (b *Broker) connectedDevices() map[string]int {
+	n := map[string]int{}
 	for _, cl := range b.mqtt.Clients.GetAll() {
-		if user, _, ok := protocol.ParseClientID(cl.ID); ok && user == u.ID && !cl.Closed() && !cl.Net.Inline {
-			n++
+		if user, _, ok := authhook.Identity(cl); ok && !cl.Closed() {
+			n[user]++
 		}
 	}
+	return n
+}
+
+func (b *Broker) userJSON(u storage.User, connected map[string]int) UserJSON {
 	return UserJSON{
 		ID: u.ID, CreatedAt: u.CreatedAt, LastSeen: u.LastSeen,
 		Disabled: !u.DisabledAt.IsZero(), DisabledAt: u.DisabledAt,
 		Deleted: !u.DeletedAt.IsZero(), DeletedAt: u.DeletedAt,
-		Presence: string(u.Settings.Presence), Receipts: u.Settings.ReadReceipts, Connected: n,
+		Presence: string(u.Settings.Presence), Receipts: u.Settings.ReadReceipts, Connected: connected[u.ID],
 	}
 }
 
@@ -250,8 +257,9 @@ func (b *Broker) adminListUsers(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := make([]UserJSON, 0, len(users))
+	connected := b.connectedDevices()
 	for _, u := range users {
-		out = append(out, b.userJSON(u))
+		out = append(out, b.userJSON(u, connected))
 	}
 	resp := map[string]any{"users": out}
 	if len(users) == limit {
@@ -295,7 +303,7 @@ func (b *Broker) adminCreateUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	b.log.Info("admin API: user created", "user", req.ID)
-	writeJSON(w, http.StatusCreated, b.userJSON(u))
+	writeJSON(w, http.StatusCreated, b.userJSON(u, nil))
 }
 
 func (b *Broker) adminGetUser(w http.ResponseWriter, r *http.Request) {
@@ -305,7 +313,7 @@ func (b *Broker) adminGetUser(w http.ResponseWriter, r *http.Request) {
 		b.storeError(w, "user "+id, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, b.userJSON(u))
+	writeJSON(w, http.StatusOK, b.userJSON(u, b.connectedDevices()))
 }
 
 // answerUser answers with the user's current state after a change.
