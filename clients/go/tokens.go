@@ -71,6 +71,18 @@ func (s *TokenSession) Token(ctx context.Context) (string, error) {
 	return s.tok.AccessToken, nil
 }
 
+// Refresh trades the refresh token for new tokens now, e.g. after the
+// operator rotated the signing key and the broker refuses the current
+// access token.
+func (s *TokenSession) Refresh(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tok.RefreshToken == "" {
+		return fmt.Errorf("%w: no refresh token: log in again", ErrLogin)
+	}
+	return s.post(ctx, "/v1/token/refresh", map[string]string{"refresh_token": s.tok.RefreshToken})
+}
+
 // post sends a login or refresh and stores the tokens answered. Callers
 // other than Login hold s.mu.
 func (s *TokenSession) post(ctx context.Context, path string, body any) error {

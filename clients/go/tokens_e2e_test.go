@@ -85,6 +85,14 @@ func TestTokenSession(t *testing.T) {
 	}
 	bobIn.wait(t, "first message", func([]protocol.Message) bool { return len(bobIn.texts(t, sent.Conv)) == 1 })
 
+	first, _ := sess.Token(ctx)
+	if err := sess.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if second, _ := sess.Token(ctx); second == first {
+		t.Error("Refresh kept the access token")
+	}
+
 	// Every token now counts as expiring: the next connect refreshes.
 	msgr.SetRefreshBefore(sess, 24*time.Hour)
 	before := calls.Load()
