@@ -62,29 +62,37 @@ func (b *Broker) startMediaGC() {
 
 func (b *Broker) mediaRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/media", b.mediaHandler(b.uploadMedia))
-	mux.HandleFunc("GET /v1/media/{id}", b.mediaHandler(b.getMedia)) // and HEAD
+	mux.HandleFunc("GET /v1/media/{id}", b.getMediaEntry) // and HEAD
 	mux.HandleFunc("GET /v1/media/{id}/thumbnail", b.mediaHandler(b.getThumbnail))
+	mux.HandleFunc("POST /v1/media/{id}/link", b.mediaHandler(b.mediaLink))
 	mux.HandleFunc("DELETE /v1/media/{id}", b.mediaHandler(b.deleteMedia))
 }
 
-// mediaHandler authenticates the user and turns errors into JSON error
-// responses: {"error": message, "code": code}.
+// mediaHandler authenticates the user, then runs h as mediaErrors does.
 func (b *Broker) mediaHandler(h func(w http.ResponseWriter, r *http.Request, user string) error) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "no-store")
-		if b.media == nil {
-			b.httpError(w, r, http.StatusServiceUnavailable, protocol.Errorf(protocol.CodeUnavailable, "media storage is not configured on this broker"))
-			return
-		}
+	return b.mediaErrors(func(w http.ResponseWriter, r *http.Request) error {
 		user, err := b.httpUser(r)
 		if err != nil {
 			if r.Method == http.MethodPost {
 				w.Header().Set("Connection", "close")
 			}
 			writeAuthError(w, err)
+			return nil
+		}
+		return h(w, r, user)
+	})
+}
+
+// mediaErrors turns h's errors into JSON error responses:
+// {"error": message, "code": code}.
+func (b *Broker) mediaErrors(h func(w http.ResponseWriter, r *http.Request) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		if b.media == nil {
+			b.httpError(w, r, http.StatusServiceUnavailable, protocol.Errorf(protocol.CodeUnavailable, "media storage is not configured on this broker"))
 			return
 		}
-		if err := h(w, r, user); err != nil {
+		if err := h(w, r); err != nil {
 			status, perr := b.mediaStatus(err)
 			if status == http.StatusServiceUnavailable {
 				w.Header().Set("Retry-After", "5")
@@ -92,6 +100,47 @@ func (b *Broker) mediaHandler(h func(w http.ResponseWriter, r *http.Request, use
 			b.httpError(w, r, status, perr)
 		}
 	}
+}
+
+// getMediaEntry serves GET and HEAD /v1/media/{id}: with a signed link
+// (?expires=&sig=, from POST /v1/media/{id}/link) no credentials are
+// needed; otherwise the user must be allowed to read the media.
+func (b *Broker) getMediaEntry(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if !q.Has("sig") {
+		b.mediaHandler(b.getMedia)(w, r)
+		return
+	}
+	b.mediaErrors(func(w http.ResponseWriter, r *http.Request) error {
+		m, err := b.media.GetLinked(r.Context(), r.PathValue("id"), q.Get("expires"), q.Get("sig"))
+		if err != nil {
+			return err
+		}
+		return b.serveMedia(w, r, m)
+	})(w, r)
+}
+
+// mediaLink handles POST /v1/media/{id}/link?ttl=15m: a link to the media
+// that works without credentials until it expires (at most 24h).
+func (b *Broker) mediaLink(w http.ResponseWriter, r *http.Request, user string) error {
+	ttl := 15 * time.Minute
+	if v := r.URL.Query().Get("ttl"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 || d > media.MaxLinkTTL {
+			return fmt.Errorf("%w: ttl must be a duration up to %v, e.g. 15m", errBadRequest, media.MaxLinkTTL)
+		}
+		ttl = d
+	}
+	m, err := b.media.Get(r.Context(), user, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	expires := time.Now().Add(ttl)
+	writeJSON(w, http.StatusOK, map[string]any{
+		"url":     "/v1/media/" + m.ID + "?" + b.media.SignLink(m.ID, expires),
+		"expires": expires.Unix(),
+	})
+	return nil
 }
 
 // mediaStatus maps media errors to an HTTP status and a protocol error.
@@ -192,6 +241,11 @@ func (b *Broker) getMedia(w http.ResponseWriter, r *http.Request, user string) e
 	if err != nil {
 		return err
 	}
+	return b.serveMedia(w, r, m)
+}
+
+// serveMedia streams m (whole, one range, or headers only for HEAD).
+func (b *Broker) serveMedia(w http.ResponseWriter, r *http.Request, m storage.Media) error {
 	off, length, partial, err := parseRange(r, m.Size)
 	if err != nil {
 		w.Header().Set("Content-Range", fmt.Sprintf("bytes */%d", m.Size))
@@ -239,7 +293,7 @@ func (b *Broker) getMedia(w http.ResponseWriter, r *http.Request, user string) e
 	if n, err := io.Copy(w, br); err != nil {
 		// Headers are gone: abort the connection so the client sees a
 		// failed transfer, never a short or altered file.
-		b.log.Warn("media download aborted", "media", m.ID, "user", user, "sent", n, "error", err)
+		b.log.Warn("media download aborted", "media", m.ID, "sent", n, "error", err)
 		panic(http.ErrAbortHandler)
 	}
 	return nil

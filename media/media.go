@@ -60,16 +60,19 @@ type Store interface {
 
 // Config holds limits and tuning; zero values take defaults.
 type Config struct {
-	MaxBytes     int64         // largest upload (plaintext)
-	MaxPixels    int64         // largest image area decoded for a thumbnail
-	MaxSide      int           // largest image width or height
-	GCAfter      time.Duration // unreferenced uploads older than this are deleted
-	GCInterval   time.Duration // how often the collector runs
-	TempDir      string        // where uploads are spooled (encrypted); os.TempDir() if empty
-	Decoders     int           // images decoded at once
-	Now          func() time.Time
-	Logger       *slog.Logger
-	KeyPrefix    string // blob key prefix, "m/" by default
+	MaxBytes   int64         // largest upload (plaintext)
+	MaxPixels  int64         // largest image area decoded for a thumbnail
+	MaxSide    int           // largest image width or height
+	GCAfter    time.Duration // unreferenced uploads older than this are deleted
+	GCInterval time.Duration // how often the collector runs
+	TempDir    string        // where uploads are spooled (encrypted); os.TempDir() if empty
+	Decoders   int           // images decoded at once
+	Now        func() time.Time
+	Logger     *slog.Logger
+	KeyPrefix  string // blob key prefix, "m/" by default
+	// LinkKey signs links (SignLink); random when empty, so that links
+	// die with the process. Nodes sharing links must share the key.
+	LinkKey      []byte
 	sendMarginGC time.Duration
 }
 
@@ -100,6 +103,10 @@ func (c *Config) setDefaults() {
 	}
 	if c.KeyPrefix == "" {
 		c.KeyPrefix = "m/"
+	}
+	if len(c.LinkKey) == 0 {
+		c.LinkKey = make([]byte, 32)
+		_, _ = rand.Read(c.LinkKey) // never fails (crypto/rand panics instead)
 	}
 	// An upload about to be collected is refused for sending rather than
 	// racing the collector; the margin dwarfs the time a send takes.
@@ -354,6 +361,25 @@ func SanitizeName(name string) string {
 		return "file"
 	}
 	return name
+}
+
+// GetLinked returns a media's metadata for a request that carries a
+// valid signed link (CheckLink) instead of credentials.
+func (s *Service) GetLinked(ctx context.Context, id, expires, sig string) (storage.Media, error) {
+	if !validID(id) {
+		return storage.Media{}, ErrNotFound
+	}
+	if err := s.CheckLink(id, expires, sig); err != nil {
+		return storage.Media{}, fmt.Errorf("%w: %v", ErrForbidden, err)
+	}
+	m, err := s.store.GetMedia(ctx, id)
+	if errors.Is(err, storage.ErrNotFound) {
+		return storage.Media{}, ErrNotFound
+	}
+	if err != nil {
+		return storage.Media{}, fmt.Errorf("media: %w", err)
+	}
+	return m, nil
 }
 
 // Get returns a media's metadata if user may read it: ErrNotFound when it

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/msgrhq/msgr/protocol"
 )
@@ -228,4 +229,25 @@ func (c *Client) DeleteMedia(ctx context.Context, id string) error {
 	}
 	resp.Body.Close()
 	return nil
+}
+
+// Link returns a URL (on Config.HTTPURL) that reads media id without
+// credentials for ttl (at most 24h), for a player or a browser.
+func (c *Client) Link(ctx context.Context, id string, ttl time.Duration) (string, error) {
+	req, err := c.mediaRequest(ctx, http.MethodPost, "/v1/media/"+url.PathEscape(id)+"/link?ttl="+ttl.String(), nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := c.httpDo(req, http.StatusOK)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var out struct {
+		URL string `json:"url"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return "", fmt.Errorf("msgr: link response: %w", err)
+	}
+	return strings.TrimRight(c.cfg.HTTPURL, "/") + out.URL, nil
 }

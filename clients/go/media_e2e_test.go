@@ -108,6 +108,15 @@ func TestE2EMediaRoundTrip(t *testing.T) {
 			t.Fatalf("DownloadRange: %d bytes, %v", part.Len(), err)
 		}
 
+		// A signed link works without credentials.
+		link, err := bob.Link(ctx, m.ID, time.Minute)
+		if err != nil {
+			t.Fatalf("Link: %v", err)
+		}
+		if status, err := httpGet(link); err != nil || status != 200 {
+			t.Fatalf("GET %s: %d, %v", link, status, err)
+		}
+
 		// carol is in no conversation with the media.
 		var he *msgr.HTTPError
 		if _, err := carol.Download(ctx, m.ID, io.Discard); !errors.As(err, &he) || he.Status != 403 {
