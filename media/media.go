@@ -161,8 +161,9 @@ type Upload struct {
 const headKeep = 128 << 10
 
 // Upload stores a file: it spools the body encrypted to a temporary file
-// (never holding it in memory), sniffs its type, checks and thumbnails
-// images, then stores the object and its metadata.
+// (never holding it in memory; JPEG metadata other than the orientation is
+// dropped on the way, see jpegStripper), sniffs its type, checks and
+// thumbnails images, then stores the object and its metadata.
 func (s *Service) Upload(ctx context.Context, up Upload) (storage.Media, error) {
 	id := ulid.Make().String()
 	dataKey := make([]byte, 32)
@@ -188,8 +189,11 @@ func (s *Service) Upload(ctx context.Context, up Upload) (storage.Media, error) 
 	if err != nil {
 		return storage.Media{}, fmt.Errorf("media: encrypt: %w", err)
 	}
+	// What is stored (and sniffed) is the file without its JPEG metadata.
 	head := &headWriter{max: headKeep}
-	size, err := io.Copy(io.MultiWriter(enc, head), io.LimitReader(up.Body, s.cfg.MaxBytes+1))
+	stored := &countingWriter{w: io.MultiWriter(enc, head)}
+	strip := newJPEGStripper(stored)
+	received, err := io.Copy(strip, io.LimitReader(up.Body, s.cfg.MaxBytes+1))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -197,9 +201,13 @@ func (s *Service) Upload(ctx context.Context, up Upload) (storage.Media, error) 
 		}
 		return storage.Media{}, fmt.Errorf("media: receive upload: %w", err)
 	}
-	if size > s.cfg.MaxBytes {
+	if received > s.cfg.MaxBytes {
 		return storage.Media{}, fmt.Errorf("%w: the limit is %d bytes", ErrTooLarge, s.cfg.MaxBytes)
 	}
+	if err := strip.Close(); err != nil {
+		return storage.Media{}, fmt.Errorf("media: encrypt: %w", err)
+	}
+	size := stored.n
 	if err := enc.Close(); err != nil {
 		return storage.Media{}, fmt.Errorf("media: encrypt: %w", err)
 	}
@@ -289,6 +297,18 @@ func (s *Service) thumbnail(ctx context.Context, plain func() (io.Reader, error)
 		w, h = h, w
 	}
 	return thumb, w, h, nil
+}
+
+// countingWriter counts what passes through it.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // headWriter keeps the first max bytes written to it.

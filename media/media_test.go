@@ -322,6 +322,9 @@ func TestThumbnails(t *testing.T) {
 			if m.ContentType != tt.typ || m.Width != tt.w || m.Height != tt.h {
 				t.Fatalf("uploaded %s %dx%d, want %s %dx%d", m.ContentType, m.Width, m.Height, tt.typ, tt.w, tt.h)
 			}
+			if stored, err := e.read(t, m, 0, -1); err != nil || bytes.Contains(stored, []byte("SECRET-GPS")) {
+				t.Fatalf("stored original: %v, or it kept the EXIF GPS data", err)
+			}
 			thumb, err := e.svc.Thumbnail(m)
 			if err != nil {
 				t.Fatal(err)
@@ -544,7 +547,7 @@ func jpegBytes(t testing.TB, w, h, orientation int) []byte {
 	// APP1 Exif, big-endian TIFF, IFD0 with one entry: orientation.
 	tiff := []byte("MM\x00\x2a\x00\x00\x00\x08\x00\x01\x01\x12\x00\x03\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00")
 	binary.BigEndian.PutUint16(tiff[18:], uint16(orientation))
-	seg := append([]byte("Exif\x00\x00"), tiff...)
+	seg := append(append([]byte("Exif\x00\x00"), tiff...), "GPS SECRET-GPS-POSITION"...)
 	app1 := []byte{0xFF, 0xE1, 0, 0}
 	binary.BigEndian.PutUint16(app1[2:], uint16(len(seg)+2))
 	out := append([]byte{0xFF, 0xD8}, app1...)
