@@ -123,6 +123,8 @@ func formatMessage(m protocol.Message) string {
 		return fmt.Sprintf("[%s] %d * %s", m.Conv, m.Seq, describeSystem(b))
 	case protocol.BodyMedia:
 		return formatMedia(m, b)
+	case protocol.BodyShredded:
+		return fmt.Sprintf("[%s] %d %s: (message deleted)", m.Conv, m.Seq, m.From)
 	default:
 		return fmt.Sprintf("[%s] %d %s: (unsupported message)", m.Conv, m.Seq, m.From)
 	}

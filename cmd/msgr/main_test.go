@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/msgrhq/msgr/protocol"
+	"github.com/msgrhq/msgr/storage"
 )
 
 func TestUsageErrors(t *testing.T) {
@@ -109,6 +110,7 @@ func TestFormatMessage(t *testing.T) {
 		{`{"type":"text","text":"hi bob"}`, "[C1] 7 alice: hi bob"},
 		{`{"type":"text","text":"two\nlines"}`, "[C1] 7 alice: two ⏎ lines"},
 		{`{"type":"image","url":"x"}`, "[C1] 7 alice: (unsupported message)"},
+		{string(storage.ShreddedBody), "[C1] 7 alice: (message deleted)"},
 		{`{"type":"system","event":"group_created","by":"alice","title":"Trip"}`, `[C1] 7 * alice created the group "Trip"`},
 		{`{"type":"system","event":"member_added","by":"alice","user":"bob","role":"member"}`, "[C1] 7 * alice added bob"},
 		{`{"type":"system","event":"member_added","by":"alice","user":"bob","role":"admin"}`, "[C1] 7 * alice added bob as admin"},
