@@ -19,6 +19,7 @@ import (
 
 	"github.com/msgrhq/msgr/auth"
 	"github.com/msgrhq/msgr/chat"
+	"github.com/msgrhq/msgr/cluster"
 	"github.com/msgrhq/msgr/hooks/acl"
 	authhook "github.com/msgrhq/msgr/hooks/auth"
 	chathook "github.com/msgrhq/msgr/hooks/chat"
@@ -42,7 +43,8 @@ type Broker struct {
 	mqtt  *mqtt.Server
 	http  *http.Server
 	conns *connTracker
-	sec   *security // tokens, bans, admin API (security.go)
+	sec   *security     // tokens, bans, admin API (security.go)
+	node  *cluster.Node // nil for a single node
 
 	media     *media.Service // nil when no blob store is configured
 	stopMedia func()         // stops the media garbage collector
@@ -71,27 +73,42 @@ func New(cfg Config, store storage.Store, log *slog.Logger) (*Broker, error) {
 	if err != nil {
 		return nil, err
 	}
+	node, err := newClusterNode(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	var peers chat.Cluster // nil interface for a single node
+	if node != nil {
+		peers = node
+	}
 	chatCfg := chat.Config{
 		MaxTextBytes: cfg.MaxTextBytes,
 		MaxMembers:   cfg.MaxGroupMembers,
+		Cluster:      peers,
 		Logger:       log,
 	}
 	if mediaSvc != nil {
 		chatCfg.Media = mediaSvc
 	}
 	svc := chat.New(store, pub, chatCfg)
-	b := &Broker{cfg: cfg, log: log, store: store, svc: svc, mqtt: srv, conns: newConnTracker(), media: mediaSvc}
+	b := &Broker{cfg: cfg, log: log, store: store, svc: svc, mqtt: srv, conns: newConnTracker(), media: mediaSvc, node: node}
 	hasher := auth.NewHasher(auth.DefaultParams, runtime.GOMAXPROCS(0))
 	unknownUserHash, err := hasher.Hash(context.Background(), "msgr-unknown-user")
 	if err != nil {
-		svc.Close()
+		b.abort()
 		return nil, fmt.Errorf("prepare authentication: %w", err)
 	}
 	b.sec, err = newSecurity(cfg.Security, store, hasher, unknownUserHash)
 	if err != nil {
-		svc.Close()
+		b.abort()
 		return nil, err
 	}
+	chatHook := chathook.New(chathook.Options{
+		Service:         svc,
+		Replies:         pub,
+		MaxPayloadBytes: cfg.MaxPayloadBytes,
+		Logger:          log,
+	})
 	hooks := []mqtt.Hook{
 		authhook.New(authhook.Options{
 			Auth:           b.sec.auth,
@@ -104,22 +121,21 @@ func New(cfg Config, store storage.Store, log *slog.Logger) (*Broker, error) {
 		&clientsHook{times: b.sec.clients},
 		acl.New(cfg.grants, srv.SendConnack),
 		&session.Hook{},
-		chathook.New(chathook.Options{
-			Service:         svc,
-			Replies:         pub,
-			MaxPayloadBytes: cfg.MaxPayloadBytes,
-			Logger:          log,
-		}),
+		chatHook,
 	}
 	for _, h := range hooks {
 		if err := srv.AddHook(h, nil); err != nil {
-			svc.Close()
+			b.abort()
 			return nil, fmt.Errorf("add hook %s: %w", h.ID(), err)
 		}
 	}
+	if err := b.startCluster(pub, chatHook); err != nil {
+		b.abort()
+		return nil, err
+	}
 	if err := b.listen(); err != nil {
 		_ = srv.Close()
-		svc.Close()
+		b.abort()
 		return nil, err
 	}
 	b.startMediaGC()
@@ -218,6 +234,10 @@ func (b *Broker) Close(ctx context.Context) error {
 	}
 	errs = append(errs, b.mqtt.Close())
 	b.svc.Close()
+	if b.node != nil {
+		// After the disconnects above detached every device.
+		errs = append(errs, b.node.Close(ctx))
+	}
 	if b.http != nil {
 		errs = append(errs, b.http.Shutdown(ctx))
 	}

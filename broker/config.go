@@ -8,7 +8,9 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"time"
 
+	"github.com/msgrhq/msgr/cluster"
 	"github.com/msgrhq/msgr/hooks/acl"
 )
 
@@ -31,6 +33,9 @@ type Config struct {
 	LogFormat       string
 	Security        SecurityConfig // tokens, admin API, node id (security_config.go)
 	Media           MediaConfig
+	RedisURL        string        // cluster mode: the shared Redis; empty runs a single node
+	RedisPrefix     string        // cluster key and channel prefix (several deployments on one Redis)
+	ClusterTTL      time.Duration // cluster registry entry lifetime (refreshed every third of it)
 
 	Pprof bool // serve net/http/pprof under /debug/pprof/ on the HTTP listener
 
@@ -59,6 +64,8 @@ func DefaultConfig() Config {
 		LogFormat:       "text",
 		Security:        DefaultSecurityConfig(),
 		Media:           defaultMediaConfig(),
+		RedisPrefix:     "msgr",
+		ClusterTTL:      cluster.DefaultTTL,
 	}
 }
 
@@ -83,6 +90,9 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.MasterKeyFile, "master-key-file", c.MasterKeyFile, "file holding the master key (32 raw bytes, base64 or hex); the embedded store defaults to <data-dir>/master.key, created on first start; or give the key itself in MSGR_MASTER_KEY (MSGR_MASTER_KEY_FILE)")
 	fs.StringVar(&c.PreviousMasterKeyFile, "previous-master-key-file", c.PreviousMasterKeyFile, "the master key being rotated away from, used only to unwrap (MSGR_PREVIOUS_MASTER_KEY_FILE)")
 	c.Media.flags(fs)
+	fs.StringVar(&c.RedisURL, "redis-url", c.RedisURL, "Redis for cluster mode (node id: --node-id, unique per running node): redis://, rediss://, redis+sentinel://...?master_name=M, redis+cluster://; empty runs a single node (MSGR_REDIS_URL)")
+	fs.StringVar(&c.RedisPrefix, "redis-prefix", c.RedisPrefix, "prefix of msgr's Redis keys and channels (MSGR_REDIS_PREFIX)")
+	fs.DurationVar(&c.ClusterTTL, "cluster-ttl", c.ClusterTTL, "how long a dead node's registry entries outlive it (MSGR_CLUSTER_TTL)")
 }
 
 // envName maps a flag name to its environment variable: mqtt-addr -> MSGR_MQTT_ADDR.
@@ -161,6 +171,27 @@ func (c *Config) Validate() error {
 	c.grants = grants
 	if _, err := c.logLevel(); err != nil {
 		errs = append(errs, err)
+	}
+	if c.RedisURL != "" {
+		if err := cluster.ValidateURL(c.RedisURL); err != nil {
+			errs = append(errs, fmt.Errorf("redis-url: %w", err))
+		}
+		if c.DatabaseURL == "" {
+			// Nodes share the store: the embedded one is per process.
+			errs = append(errs, errors.New("redis-url: cluster mode needs a database-url (PostgreSQL)"))
+		}
+	}
+	if err := cluster.ValidateNodeID(c.RedisPrefix); err != nil {
+		errs = append(errs, fmt.Errorf("redis-prefix: %w", err))
+	}
+	if c.RedisURL != "" {
+		// The node id names the node's registry entries and channel.
+		if err := cluster.ValidateNodeID(c.Security.NodeID); err != nil {
+			errs = append(errs, fmt.Errorf("node-id: %w", err))
+		}
+	}
+	if c.ClusterTTL < time.Second || c.ClusterTTL > 10*time.Minute {
+		errs = append(errs, fmt.Errorf("cluster-ttl: %v is outside 1s..10m", c.ClusterTTL))
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("log-format: %q is not text or json", c.LogFormat))

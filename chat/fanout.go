@@ -24,6 +24,7 @@ type memberLister interface {
 type fanout struct {
 	store   memberLister
 	pub     Publisher
+	cluster Cluster
 	log     *slog.Logger
 	seed    maphash.Seed
 	lanes   []chan fanoutJob
@@ -39,10 +40,11 @@ type fanoutJob struct {
 	extra []string // recipients besides the active members (a removed member)
 }
 
-func newFanout(store memberLister, pub Publisher, lanes, queue int, ttl time.Duration, now func() time.Time, log *slog.Logger) *fanout {
+func newFanout(store memberLister, pub Publisher, cluster Cluster, lanes, queue int, ttl time.Duration, now func() time.Time, log *slog.Logger) *fanout {
 	f := &fanout{
 		store:   store,
 		pub:     pub,
+		cluster: cluster,
 		log:     log,
 		seed:    maphash.MakeSeed(),
 		lanes:   make([]chan fanoutJob, lanes),
@@ -94,8 +96,10 @@ func (f *fanout) work(jobs chan fanoutJob) {
 func (f *fanout) deliver(j fanoutJob) {
 	if j.msg.Kind == storage.MsgSystem {
 		// Membership changed: this and every later message of the
-		// conversation (they are behind it in this lane) use the new list.
+		// conversation (they are behind it in this lane) use the new list;
+		// other nodes drop theirs too.
 		f.members.invalidate(j.msg.ConvID)
+		f.cluster.MembersChanged(j.msg.ConvID)
 	}
 	members, err := f.activeMembers(j.msg.ConvID)
 	if err != nil {

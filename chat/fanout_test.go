@@ -40,7 +40,7 @@ func TestFanoutRespectsFromSeq(t *testing.T) {
 		{UserID: "dave", FromSeq: 11},
 	}
 	pub := &recordingPublisher{}
-	f := newFanout(members, pub, 1, 10, time.Minute, time.Now, slog.New(slog.DiscardHandler))
+	f := newFanout(members, pub, newLocalCluster(), 1, 10, time.Minute, time.Now, slog.New(slog.DiscardHandler))
 	f.enqueue([]storage.Message{{ConvID: "c", Seq: 10, Kind: storage.MsgText, Body: []byte(`{}`)}})
 	f.enqueueWith(storage.Message{ConvID: "c", Seq: 12, Kind: storage.MsgSystem, Body: []byte(`{}`)}, "carol")
 	f.close()

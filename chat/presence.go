@@ -3,6 +3,7 @@ package chat
 import (
 	"context"
 	"encoding/json"
+	"hash/maphash"
 	"log/slog"
 	"sync"
 	"time"
@@ -32,13 +33,20 @@ type Conn any
 // slice, not a bounded channel, so that a slow store never stalls mochi's
 // connect and disconnect paths (a backlog costs a few bytes a transition).
 type presence struct {
-	store presenceStore
-	pub   Publisher
-	now   func() time.Time
-	log   *slog.Logger
+	store   presenceStore
+	pub     Publisher
+	cluster Cluster
+	now     func() time.Time
+	log     *slog.Logger
+
+	// stripes serialise one user's registry changes, so that Attach and
+	// Detach reach the cluster in the order this node decided them.
+	seed    maphash.Seed
+	stripes [256]sync.Mutex
 
 	mu     sync.Mutex
-	conns  map[string]map[Conn]struct{}
+	conns  map[Device]map[Conn]struct{}
+	users  map[string]int // devices with a connection here, per user
 	queue  []presenceEvent
 	closed bool
 
@@ -46,41 +54,73 @@ type presence struct {
 	done chan struct{}
 }
 
+// clusterTimeout bounds one registry call on the connect and disconnect
+// paths; past it the node decides from what it knows locally.
+const clusterTimeout = 2 * time.Second
+
 type presenceEvent struct {
 	user   string
 	online bool
 	at     time.Time
 }
 
-func newPresence(store presenceStore, pub Publisher, now func() time.Time, log *slog.Logger) *presence {
+func newPresence(store presenceStore, pub Publisher, cluster Cluster, now func() time.Time, log *slog.Logger) *presence {
 	p := &presence{
-		store: store,
-		pub:   pub,
-		now:   now,
-		log:   log,
-		conns: make(map[string]map[Conn]struct{}),
-		wake:  make(chan struct{}, 1),
-		done:  make(chan struct{}),
+		store:   store,
+		pub:     pub,
+		cluster: cluster,
+		now:     now,
+		log:     log,
+		seed:    maphash.MakeSeed(),
+		conns:   make(map[Device]map[Conn]struct{}),
+		users:   make(map[string]int),
+		wake:    make(chan struct{}, 1),
+		done:    make(chan struct{}),
 	}
 	go p.run()
 	return p
 }
 
-// connect records a connection; the user comes online with the first one.
-func (p *presence) connect(user string, c Conn) {
+func (p *presence) stripe(user string) *sync.Mutex {
+	return &p.stripes[maphash.String(p.seed, user)%uint64(len(p.stripes))]
+}
+
+// connect records a connection. A device's first connection here attaches
+// it to the cluster registry; the user comes online with their first
+// device anywhere.
+func (p *presence) connect(dev Device, c Conn) {
+	st := p.stripe(dev.User)
+	st.Lock()
+	defer st.Unlock()
 	p.mu.Lock()
-	set := p.conns[user]
+	set := p.conns[dev]
 	if set == nil {
 		set = make(map[Conn]struct{})
-		p.conns[user] = set
+		p.conns[dev] = set
 	}
 	_, known := set[c]
 	set[c] = struct{}{}
-	if len(set) == 1 && !known {
-		// Queued under the lock so transitions keep their order.
-		p.enqueue(presenceEvent{user: user, online: true, at: p.now()})
+	up := len(set) == 1 && !known
+	if up {
+		p.users[dev.User]++
 	}
+	alone := p.users[dev.User] == 1
 	p.mu.Unlock()
+	if !up {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
+	first, err := p.cluster.Attach(ctx, dev.User, dev.Device)
+	cancel()
+	if err != nil {
+		p.log.Warn("presence: cluster registry unavailable, deciding locally", "user", dev.User, "error", err)
+		first = alone
+	}
+	if first {
+		p.mu.Lock()
+		p.enqueue(presenceEvent{user: dev.User, online: true, at: p.now()})
+		p.mu.Unlock()
+	}
 }
 
 // enqueue adds a transition; p.mu is held.
@@ -92,23 +132,51 @@ func (p *presence) enqueue(ev presenceEvent) {
 	}
 }
 
-// disconnect forgets a connection; the user goes offline with the last one.
-func (p *presence) disconnect(user string, c Conn) {
+// disconnect forgets a connection; a device's last connection here
+// detaches it, and the user goes offline with their last device anywhere.
+func (p *presence) disconnect(dev Device, c Conn) {
+	st := p.stripe(dev.User)
+	st.Lock()
+	defer st.Unlock()
 	p.mu.Lock()
-	set := p.conns[user]
+	set := p.conns[dev]
 	_, known := set[c]
 	delete(set, c)
-	if known && len(set) == 0 {
-		delete(p.conns, user)
-		p.enqueue(presenceEvent{user: user, online: false, at: p.now()})
+	down := known && len(set) == 0
+	if down {
+		delete(p.conns, dev)
+		if p.users[dev.User]--; p.users[dev.User] <= 0 {
+			delete(p.users, dev.User)
+		}
 	}
+	alone := p.users[dev.User] == 0
 	p.mu.Unlock()
+	if !down {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
+	last, err := p.cluster.Detach(ctx, dev.User, dev.Device)
+	cancel()
+	if err != nil {
+		p.log.Warn("presence: cluster registry unavailable, deciding locally", "user", dev.User, "error", err)
+		last = alone
+	}
+	if last {
+		p.mu.Lock()
+		p.enqueue(presenceEvent{user: dev.User, online: false, at: p.now()})
+		p.mu.Unlock()
+	}
 }
 
-func (p *presence) online(user string) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.conns[user]) > 0
+func (p *presence) online(ctx context.Context, user string) bool {
+	on, err := p.cluster.Online(ctx, user)
+	if err != nil {
+		p.log.Warn("presence: cluster registry unavailable, answering locally", "user", user, "error", err)
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.users[user] > 0
+	}
+	return on
 }
 
 func (p *presence) run() {
@@ -180,12 +248,13 @@ func (p *presence) transition(ev presenceEvent) {
 	}
 }
 
-// Connected records that a device of user connected (conn identifies the
-// connection, e.g. the mochi client).
-func (s *Service) Connected(user string, conn Conn) { s.presence.connect(user, conn) }
+// Connected records that dev connected (conn identifies the connection,
+// e.g. the mochi client). In a cluster it registers the device before it
+// returns, so that messages stored from then on are routed to this node.
+func (s *Service) Connected(dev Device, conn Conn) { s.presence.connect(dev, conn) }
 
 // Disconnected records that the connection is gone.
-func (s *Service) Disconnected(user string, conn Conn) { s.presence.disconnect(user, conn) }
+func (s *Service) Disconnected(dev Device, conn Conn) { s.presence.disconnect(dev, conn) }
 
 // maxPresenceQuery bounds one presence request.
 const maxPresenceQuery = 100
@@ -218,7 +287,7 @@ func (s *Service) Presence(ctx context.Context, dev Device, users []string) ([]p
 			out = append(out, protocol.Presence{User: id, Hidden: true})
 			continue
 		}
-		p := protocol.Presence{User: id, Online: s.presence.online(id)}
+		p := protocol.Presence{User: id, Online: s.presence.online(ctx, id)}
 		if !u.LastSeen.IsZero() {
 			p.LastSeen = u.LastSeen.UnixMilli()
 		}

@@ -49,6 +49,7 @@ type Config struct {
 	FanoutWorkers int           // parallel fan-out lanes (ordered per conversation)
 	FanoutQueue   int           // messages queued per lane before senders wait
 	MemberCache   time.Duration // how long a conversation's member list is reused
+	Cluster       Cluster       // other nodes; nil for a single node
 	Now           func() time.Time
 	Logger        *slog.Logger
 	Media         Media // nil refuses media messages
@@ -97,10 +98,15 @@ type Service struct {
 // New starts a Service; Close stops its goroutines.
 func New(store Store, pub Publisher, cfg Config) *Service {
 	cfg.setDefaults()
+	var cluster Cluster = newLocalCluster()
+	if cfg.Cluster != nil {
+		cluster = cfg.Cluster
+		pub = routedPublisher{local: pub, cluster: cluster}
+	}
 	s := &Service{cfg: cfg, store: store, pub: pub, log: cfg.Logger}
-	s.fanout = newFanout(store, pub, cfg.FanoutWorkers, cfg.FanoutQueue, cfg.MemberCache, cfg.Now, cfg.Logger)
+	s.fanout = newFanout(store, pub, cluster, cfg.FanoutWorkers, cfg.FanoutQueue, cfg.MemberCache, cfg.Now, cfg.Logger)
 	s.writer = newWriter(store, cfg.MaxBatch, s.stored)
-	s.presence = newPresence(store, pub, cfg.Now, cfg.Logger)
+	s.presence = newPresence(store, pub, cluster, cfg.Now, cfg.Logger)
 	s.typing = newRateLimiter(typingInterval, cfg.Now)
 	s.settings = newSettingsCache(store, cfg.MemberCache, cfg.Now)
 	return s

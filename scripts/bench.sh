@@ -9,14 +9,19 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/lib/postgres.sh
 # shellcheck source=scripts/lib/minio.sh
 source scripts/lib/minio.sh
+# shellcheck source=scripts/lib/redis.sh
+source scripts/lib/redis.sh
 
 if ! command -v go >/dev/null && [[ -x /usr/local/go/bin/go ]]; then
 	PATH="/usr/local/go/bin:$PATH"
 fi
 
-trap 'postgres_stop; minio_stop' EXIT
+trap 'postgres_stop; minio_stop; redis_stop' EXIT
 if [[ -z ${MSGR_TEST_DATABASE_URL:-} ]]; then
 	postgres_start
+fi
+if [[ -z ${MSGR_TEST_REDIS_URL:-} ]]; then
+	redis_start
 fi
 if [[ -z ${MSGR_TEST_S3_ENDPOINT:-} ]]; then
 	minio_start

@@ -3,8 +3,9 @@
 #
 # Starts the servers the tests need (a throwaway PostgreSQL unless
 # MSGR_TEST_DATABASE_URL is set, a throwaway MinIO unless MSGR_TEST_S3_ENDPOINT
-# is set), runs go test -race over every package and tears the servers down
-# on exit. Works as root on a fresh Debian 12 machine
+# is set, a throwaway redis-server unless MSGR_TEST_REDIS_URL is set), runs
+# go test -race over every package and tears the servers down on exit.
+# Works as root on a fresh Debian 12 machine
 # (it installs what is missing) and in CI (no stdin).
 set -euo pipefail
 
@@ -13,6 +14,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/lib/postgres.sh
 # shellcheck source=scripts/lib/minio.sh
 source scripts/lib/minio.sh
+# shellcheck source=scripts/lib/redis.sh
+source scripts/lib/redis.sh
 
 if ! command -v go >/dev/null && [[ -x /usr/local/go/bin/go ]]; then
 	PATH="/usr/local/go/bin:$PATH"
@@ -24,12 +27,16 @@ services_start() {
 	if [[ -z ${MSGR_TEST_DATABASE_URL:-} ]]; then
 		postgres_start
 	fi
+	if [[ -z ${MSGR_TEST_REDIS_URL:-} ]]; then
+		redis_start
+	fi
 	if [[ -z ${MSGR_TEST_S3_ENDPOINT:-} ]]; then
 		minio_start
 	fi
 }
 
 services_stop() {
+	redis_stop
 	postgres_stop
 	minio_stop
 }

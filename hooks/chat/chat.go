@@ -310,22 +310,28 @@ func (h *Hook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, codes []byte) {
 	own := protocol.DeviceTopic(user, device)
 	for i, f := range pk.Filters {
 		if f.Filter == own && i < len(codes) && codes[i] < packets.ErrUnspecifiedError.Code {
-			dev := chat.Device{User: user, Device: device}
-			h.mu.Lock()
-			defer h.mu.Unlock()
-			// At most one queued push per device: a client re-subscribing
-			// in a loop must not pile up goroutines. A skipped push loses
-			// nothing: the queued one has not read the store yet.
-			if !h.stopped && !h.pushing[dev] {
-				if h.pushing == nil {
-					h.pushing = make(map[chat.Device]bool)
-				}
-				h.pushing[dev] = true
-				h.wg.Add(1)
-				go h.pushSync(dev)
-			}
+			h.PushSync(chat.Device{User: user, Device: device})
 			return
 		}
+	}
+}
+
+// PushSync pushes the first sync page of what dev has not acknowledged to
+// its device topic, in the background. The cluster layer calls it when a
+// forwarded event for a device on this node may have been lost.
+func (h *Hook) PushSync(dev chat.Device) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	// At most one queued push per device: a client re-subscribing in a
+	// loop must not pile up goroutines. A skipped push loses nothing: the
+	// queued one has not read the store yet.
+	if !h.stopped && !h.pushing[dev] {
+		if h.pushing == nil {
+			h.pushing = make(map[chat.Device]bool)
+		}
+		h.pushing[dev] = true
+		h.wg.Add(1)
+		go h.pushSync(dev)
 	}
 }
 
@@ -425,8 +431,8 @@ func (h *Hook) syncPage(ctx context.Context, dev chat.Device, acks []protocol.Cu
 
 // OnSessionEstablished counts the connection for presence.
 func (h *Hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
-	if user, _, ok := auth.Identity(cl); ok {
-		h.opts.Service.Connected(user, cl)
+	if user, device, ok := auth.Identity(cl); ok {
+		h.opts.Service.Connected(chat.Device{User: user, Device: device}, cl)
 	}
 }
 
@@ -434,7 +440,7 @@ func (h *Hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 // calls it for the old connection after the new one is established, so
 // the user stays online.
 func (h *Hook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
-	if user, _, ok := auth.Identity(cl); ok {
-		h.opts.Service.Disconnected(user, cl)
+	if user, device, ok := auth.Identity(cl); ok {
+		h.opts.Service.Disconnected(chat.Device{User: user, Device: device}, cl)
 	}
 }
