@@ -5,6 +5,7 @@ package broker
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -25,6 +26,7 @@ import (
 	chathook "github.com/msgrhq/msgr/hooks/chat"
 	"github.com/msgrhq/msgr/hooks/session"
 	"github.com/msgrhq/msgr/media"
+	"github.com/msgrhq/msgr/metrics"
 	"github.com/msgrhq/msgr/storage"
 )
 
@@ -49,7 +51,10 @@ type Broker struct {
 	media     *media.Service // nil when no blob store is configured
 	stopMedia func()         // stops the media garbage collector
 
+	metrics                    *metrics.Metrics // nil when disabled
+	tlsMQTT, tlsWeb            *tls.Config      // nil without a certificate
 	mqttAddr, wsAddr, httpAddr net.Addr
+	tlsAddr                    net.Addr
 }
 
 // New assembles a broker on store (which the caller opened and closes) and
@@ -69,6 +74,10 @@ func New(cfg Config, store storage.Store, log *slog.Logger) (*Broker, error) {
 	srv := mqtt.New(&mqtt.Options{Capabilities: caps, Logger: log})
 
 	pub := &publisher{srv: srv, cl: srv.NewClient(nil, "local", "msgr", true)}
+	inst, err := newInstruments(cfg, store, pub, log)
+	if err != nil {
+		return nil, err
+	}
 	mediaSvc, err := newMediaService(cfg, store, log)
 	if err != nil {
 		return nil, err
@@ -90,8 +99,9 @@ func New(cfg Config, store storage.Store, log *slog.Logger) (*Broker, error) {
 	if mediaSvc != nil {
 		chatCfg.Media = mediaSvc
 	}
-	svc := chat.New(store, pub, chatCfg)
-	b := &Broker{cfg: cfg, log: log, store: store, svc: svc, mqtt: srv, conns: newConnTracker(), media: mediaSvc, node: node}
+	svc := chat.New(inst.store, inst.pub, chatCfg)
+	b := &Broker{cfg: cfg, log: log, store: store, svc: svc, mqtt: srv, conns: newConnTracker(), media: mediaSvc, node: node,
+		metrics: inst.metrics, tlsMQTT: inst.tlsMQTT, tlsWeb: inst.tlsWeb}
 	hasher := auth.NewHasher(auth.DefaultParams, runtime.GOMAXPROCS(0))
 	unknownUserHash, err := hasher.Hash(context.Background(), "msgr-unknown-user")
 	if err != nil {
@@ -105,25 +115,31 @@ func New(cfg Config, store storage.Store, log *slog.Logger) (*Broker, error) {
 	}
 	chatHook := chathook.New(chathook.Options{
 		Service:         svc,
-		Replies:         pub,
+		Replies:         inst.pub,
 		MaxPayloadBytes: cfg.MaxPayloadBytes,
 		Logger:          log,
 	})
+	lim := inst.limits(srv)
 	hooks := []mqtt.Hook{
-		authhook.New(authhook.Options{
+		inst.stats,
+		lim,
+		lim.WrapAuth(authhook.New(authhook.Options{
 			Auth:           b.sec.auth,
 			Devices:        store,
 			SendConnack:    srv.SendConnack,
 			Disconnect:     srv.DisconnectClient,
 			AllowAnonymous: cfg.AllowAnonymous,
 			Logger:         log,
-		}),
+		})),
 		&clientsHook{times: b.sec.clients},
 		acl.New(cfg.grants, srv.SendConnack),
 		&session.Hook{},
 		chatHook,
 	}
 	for _, h := range hooks {
+		if h == nil {
+			continue
+		}
 		if err := srv.AddHook(h, nil); err != nil {
 			b.abort()
 			return nil, fmt.Errorf("add hook %s: %w", h.ID(), err)
@@ -146,6 +162,7 @@ func New(cfg Config, store storage.Store, log *slog.Logger) (*Broker, error) {
 const (
 	tcpListenerID = "tcp"
 	wsListenerID  = "ws"
+	tlsListenerID = "tls"
 )
 
 // listen opens every configured listener and starts serving.
@@ -165,10 +182,16 @@ func (b *Broker) listen() error {
 			return fmt.Errorf("websocket listener: %w", err)
 		}
 		b.wsAddr = ln.Addr()
+		if b.tlsMQTT != nil {
+			ln = tls.NewListener(ln, b.tlsMQTT)
+		}
 		if err := b.mqtt.AddListener(b.conns.wrap(newWSListener(wsListenerID, ln))); err != nil {
 			ln.Close()
 			return fmt.Errorf("websocket listener: %w", err)
 		}
+	}
+	if err := b.listenTLS(); err != nil {
+		return err
 	}
 	if err := b.mqtt.Serve(); err != nil {
 		return fmt.Errorf("start mqtt server: %w", err)
@@ -179,14 +202,18 @@ func (b *Broker) listen() error {
 			return fmt.Errorf("http listener: %w", err)
 		}
 		b.httpAddr = ln.Addr()
-		b.http = &http.Server{Handler: b.routes(), ReadHeaderTimeout: 10 * time.Second}
+		if b.tlsWeb != nil {
+			ln = tls.NewListener(ln, b.tlsWeb)
+		}
+		b.http = &http.Server{Handler: b.routes(), ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog: slog.NewLogLogger(b.log.Handler(), slog.LevelDebug)}
 		go func() {
 			if err := b.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				b.log.Error("http server stopped", "error", err)
 			}
 		}()
 	}
-	b.log.Info("msgrd listening", "mqtt", b.mqttAddr, "ws", b.wsAddr, "http", b.httpAddr)
+	b.log.Info("msgrd listening", "mqtt", b.mqttAddr, "mqtt_tls", b.tlsAddr, "ws", b.wsAddr, "http", b.httpAddr, "tls", b.tlsMQTT != nil)
 	return nil
 }
 
@@ -217,7 +244,7 @@ func (b *Broker) Close(ctx context.Context) error {
 	// The listeners are closed one by one: Listeners.CloseAll also waits
 	// for every client's goroutine, before anyone has disconnected them, so
 	// it hung forever (SIGTERM never exited) whenever a client was connected.
-	for _, id := range []string{tcpListenerID, wsListenerID} {
+	for _, id := range []string{tcpListenerID, wsListenerID, tlsListenerID} {
 		b.mqtt.Listeners.Close(id, func(string) {})
 	}
 	for _, cl := range b.mqtt.Clients.GetAll() {

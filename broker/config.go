@@ -12,6 +12,7 @@ import (
 
 	"github.com/msgrhq/msgr/cluster"
 	"github.com/msgrhq/msgr/hooks/acl"
+	"github.com/msgrhq/msgr/hooks/limits"
 )
 
 // Config is msgrd's configuration. Every field has a flag and an MSGR_*
@@ -45,6 +46,11 @@ type Config struct {
 	MasterKey             string
 	PreviousMasterKeyFile string // unwrap-only, while rotating
 
+	// Security hardening (config_hardening.go): TLS, limits, metrics.
+	TLS     TLSConfig
+	Limits  limits.Config
+	Metrics bool // serve /metrics on the HTTP listener
+
 	grants []acl.Rule
 }
 
@@ -66,6 +72,9 @@ func DefaultConfig() Config {
 		Media:           defaultMediaConfig(),
 		RedisPrefix:     "msgr",
 		ClusterTTL:      cluster.DefaultTTL,
+		TLS:             TLSConfig{MQTTAddr: ":8883", ClientAuth: "none"},
+		Limits:          limits.DefaultConfig(),
+		Metrics:         true,
 	}
 }
 
@@ -93,6 +102,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.RedisURL, "redis-url", c.RedisURL, "Redis for cluster mode (node id: --node-id, unique per running node): redis://, rediss://, redis+sentinel://...?master_name=M, redis+cluster://; empty runs a single node (MSGR_REDIS_URL)")
 	fs.StringVar(&c.RedisPrefix, "redis-prefix", c.RedisPrefix, "prefix of msgr's Redis keys and channels (MSGR_REDIS_PREFIX)")
 	fs.DurationVar(&c.ClusterTTL, "cluster-ttl", c.ClusterTTL, "how long a dead node's registry entries outlive it (MSGR_CLUSTER_TTL)")
+	c.hardeningFlags(fs)
 }
 
 // envName maps a flag name to its environment variable: mqtt-addr -> MSGR_MQTT_ADDR.
@@ -199,6 +209,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.Security.validate()...)
 	errs = append(errs, c.validateKeys()...)
 	errs = append(errs, c.Media.validate(c.DataDir)...)
+	errs = append(errs, c.validateHardening()...)
 	return errors.Join(errs...)
 }
 

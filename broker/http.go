@@ -17,7 +17,10 @@ func (b *Broker) routes() http.Handler {
 	b.adminRoutes(mux) // adminapi.go
 	b.pprofRoutes(mux) // pprof.go
 	b.mediaRoutes(mux) // media.go
-	return mux
+	if b.metrics != nil {
+		mux.Handle("GET /metrics", b.metrics.Handler())
+	}
+	return withRequestID(mux, b.log)
 }
 
 // ready reports whether this node can serve chat and media: its store and

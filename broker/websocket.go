@@ -48,7 +48,9 @@ func (l *wsListener) Protocol() string { return "ws" }
 
 func (l *wsListener) Init(log *slog.Logger) error {
 	l.log = log
-	l.srv = &http.Server{Handler: http.HandlerFunc(l.handle), ReadHeaderTimeout: 10 * time.Second}
+	l.srv = &http.Server{Handler: http.HandlerFunc(l.handle), ReadHeaderTimeout: 10 * time.Second,
+		// TLS handshake failures and the like: one per bad client.
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 	return nil
 }
 

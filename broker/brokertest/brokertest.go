@@ -25,6 +25,9 @@ type Broker struct {
 	WSAddr   string
 	HTTPAddr string
 	DataDir  string
+	// MQTTTLSAddr is the MQTT over TLS address when a certificate is
+	// configured (WithConfig), else "".
+	MQTTTLSAddr string
 
 	cfg    broker.Config
 	store  storage.Store
@@ -64,6 +67,10 @@ func StartWithLog(t testing.TB, w io.Writer, opts ...Option) *Broker {
 	cfg := broker.DefaultConfig()
 	cfg.MQTTAddr, cfg.WSAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	cfg.DataDir = filepath.Join(t.TempDir(), "data")
+	cfg.TLS.MQTTAddr = "127.0.0.1:0"
+	// Tests send hundreds of messages in bulk; tests of the per-user
+	// rates set them with WithConfig. The other limits keep their defaults.
+	cfg.Limits.MessageRate, cfg.Limits.CommandRate = 0, 0
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -101,6 +108,9 @@ func (tb *Broker) start(t testing.TB) {
 	}
 	tb.store, tb.b = store, b
 	tb.MQTTAddr, tb.WSAddr, tb.HTTPAddr = b.MQTTAddr(), b.WSAddr(), b.HTTPAddr()
+	if tb.MQTTTLSAddr = b.MQTTTLSAddr(); tb.MQTTTLSAddr != "" {
+		tb.cfg.TLS.MQTTAddr = tb.MQTTTLSAddr
+	}
 	// Restart reuses the ports.
 	tb.cfg.MQTTAddr, tb.cfg.WSAddr, tb.cfg.HTTPAddr = tb.MQTTAddr, tb.WSAddr, tb.HTTPAddr
 }

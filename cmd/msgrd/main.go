@@ -4,6 +4,7 @@
 //	msgrd user add NAME [flags]   create a user; the password is read from stdin
 //	msgrd user passwd NAME        set a user's password, read from stdin
 //	msgrd keys ...                master key management: generate, id, rotate, shred
+//	msgrd dev-certs DIR [HOST...] write a development CA, server and client certificate
 //
 // Every flag has an MSGR_* environment variable; run msgrd -h for the list.
 package main
@@ -46,6 +47,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if len(args) > 0 && args[0] == "keys" {
 		return keysCommand(ctx, args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "dev-certs" {
+		return devCertsCommand(args[1:], stdout)
+	}
 	cfg := broker.DefaultConfig()
 	fs := flag.NewFlagSet("msgrd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -53,7 +57,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q (commands: user add, user passwd, keys)", fs.Arg(0))
+		return fmt.Errorf("unexpected argument %q (commands: user add, user passwd, keys, dev-certs)", fs.Arg(0))
 	}
 	return serve(ctx, cfg, stderr)
 }
