@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	mqtt3 "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.golang/paho"
+	mqtt3 "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/msgrhq/msgr/broker"
 	"github.com/msgrhq/msgr/broker/brokertest"

@@ -11,8 +11,8 @@ import (
 	"os"
 	"testing"
 
-	mqtt3 "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.golang/paho"
+	mqtt3 "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/msgrhq/msgr/broker"
 	"github.com/msgrhq/msgr/broker/brokertest"
