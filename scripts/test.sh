@@ -51,3 +51,11 @@ if [[ $# -gt 0 && $1 != -* ]]; then
 else
 	go test -race -count=1 ./... "$@"
 fi
+
+# A short fuzz pass over the payload decoders (go test above only replays
+# the seed corpora), when the whole suite runs. MSGR_FUZZTIME=0 skips it;
+# scripts/fuzz.sh runs longer or all targets (the broker's HTTP and config
+# targets too, whose instrumented build of SQLite takes minutes when cold).
+if [[ $# -eq 0 && ${MSGR_FUZZTIME:-3s} != 0 ]]; then
+	scripts/fuzz.sh "${MSGR_FUZZTIME:-3s}" ./protocol ./hooks/chat ./hooks/acl
+fi
