@@ -24,6 +24,7 @@ import (
 	"github.com/msgrhq/msgr/hooks/acl"
 	authhook "github.com/msgrhq/msgr/hooks/auth"
 	chathook "github.com/msgrhq/msgr/hooks/chat"
+	"github.com/msgrhq/msgr/hooks/limits"
 	"github.com/msgrhq/msgr/hooks/session"
 	"github.com/msgrhq/msgr/media"
 	"github.com/msgrhq/msgr/metrics"
@@ -52,7 +53,8 @@ type Broker struct {
 	stopMedia func()         // stops the media garbage collector
 
 	metrics                    *metrics.Metrics // nil when disabled
-	tlsMQTT, tlsWeb            *tls.Config      // nil without a certificate
+	lim                        *limits.Hook
+	tlsMQTT, tlsWeb            *tls.Config // nil without a certificate
 	mqttAddr, wsAddr, httpAddr net.Addr
 	tlsAddr                    net.Addr
 }
@@ -120,6 +122,7 @@ func New(cfg Config, store storage.Store, log *slog.Logger) (*Broker, error) {
 		Logger:          log,
 	})
 	lim := inst.limits(srv)
+	b.lim = lim
 	hooks := []mqtt.Hook{
 		inst.stats,
 		lim,

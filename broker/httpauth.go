@@ -41,7 +41,15 @@ func (b *Broker) httpIdentity(r *http.Request) (msgrauth.Identity, error) {
 	if c.PasswordOnly && c.User == "" {
 		return msgrauth.Identity{}, fmt.Errorf("%w: empty user", msgrauth.ErrBadCredentials)
 	}
+	// Passwords share the failed-login backoff of MQTT logins (hooks/limits).
+	if c.PasswordOnly && b.lim.LoginThrottled(c.User, r.RemoteAddr) {
+		return msgrauth.Identity{}, fmt.Errorf("%w: too many failed logins, retry later", msgrauth.ErrBadCredentials)
+	}
 	// A token is a device's: Authenticate refuses it once the device is
 	// revoked, on HTTP as on MQTT.
-	return b.sec.auth.Authenticate(ctx, c)
+	id, err := b.sec.auth.Authenticate(ctx, c)
+	if c.PasswordOnly && !errors.Is(err, msgrauth.ErrUnavailable) {
+		b.lim.LoginResult(c.User, r.RemoteAddr, err == nil)
+	}
+	return id, err
 }

@@ -324,3 +324,27 @@ func TestMaxSubscriptions(t *testing.T) {
 		t.Fatalf("subscriptions hits %v", v)
 	}
 }
+
+// The HTTP login endpoint shares the failed-login backoff with MQTT: wrong
+// passwords over HTTP lock MQTT logins out too, and the reverse.
+func TestLoginThrottleHTTP(t *testing.T) {
+	s := startSecure(t, withLimits(func(c *broker.Config) {
+		c.Limits.LoginFailuresUser, c.Limits.LoginFailuresIP = 2, 1000
+		c.Limits.LoginBackoff, c.Limits.LoginBackoffMax = 2*time.Second, 4*time.Second
+	}))
+	users(t, s.Broker, "alice")
+	for i := range 3 {
+		status, out := s.call("POST", "/v1/login", "", broker.LoginRequest{User: "alice", Password: "guess", Device: "web"})
+		if status != http.StatusUnauthorized {
+			t.Fatalf("wrong password %d over HTTP: %d %s", i, status, out)
+		}
+	}
+	if status, out := s.call("POST", "/v1/login", "", broker.LoginRequest{User: "alice", Password: "pw-alice", Device: "web"}); status != http.StatusTooManyRequests {
+		t.Fatalf("right password during backoff: %d %s, want 429", status, out)
+	}
+	if code := v5Connack(t, s.MQTTAddr, chatConnect5("alice", "phone", "pw-alice")); code != 0x9F {
+		t.Fatalf("MQTT during the HTTP backoff: CONNACK 0x%02x, want 0x9F", code)
+	}
+	time.Sleep(2100 * time.Millisecond)
+	s.login("alice", "web")
+}

@@ -61,12 +61,21 @@ func (b *Broker) login(w http.ResponseWriter, r *http.Request) {
 			"user, password and device are required; user and device are 1-64 characters of a-z 0-9 . _ -")
 		return
 	}
+	// Failed-login backoff, shared with MQTT logins (hooks/limits).
+	if b.lim.LoginThrottled(req.User, r.RemoteAddr) {
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusTooManyRequests, "throttled", "too many failed logins: retry later")
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()
 	_, err := b.sec.auth.Authenticate(ctx, msgrauth.Credentials{
 		User: req.User, Device: req.Device, Secret: req.Password, PasswordOnly: true,
 		IP: msgrauth.RemoteAddr(r.RemoteAddr),
 	})
+	if !errors.Is(err, msgrauth.ErrUnavailable) {
+		b.lim.LoginResult(req.User, r.RemoteAddr, err == nil)
+	}
 	if err != nil {
 		b.log.Info("login refused", "user", req.User, "device", req.Device, "remote", r.RemoteAddr, "error", err)
 		writeAuthError(w, err)

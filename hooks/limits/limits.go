@@ -243,6 +243,34 @@ func (h *Hook) failed(t *table[string, failures], key string, now time.Time, fre
 	})
 }
 
+// LoginThrottled reports whether a login of user from remote (host:port)
+// is to be refused unchecked because of earlier failures. For logins
+// outside MQTT (HTTP /v1/login); report their outcome with LoginResult.
+func (h *Hook) LoginThrottled(user, remote string) bool {
+	now := h.opts.Now()
+	if h.throttled(h.ipFail, addrKey(remote), now) || (user != "" && h.throttled(h.userFail, user, now)) {
+		h.opts.Observer.LimitHit(LimitLogin)
+		return true
+	}
+	return false
+}
+
+// LoginResult records the outcome of a login outside MQTT, as WrapAuth
+// does for MQTT logins.
+func (h *Hook) LoginResult(user, remote string, ok bool) {
+	now := h.opts.Now()
+	if ok {
+		if user != "" {
+			h.userFail.delete(user)
+		}
+		return
+	}
+	h.failed(h.ipFail, addrKey(remote), now, h.opts.LoginFailuresIP)
+	if user != "" {
+		h.failed(h.userFail, user, now, h.opts.LoginFailuresUser)
+	}
+}
+
 // WrapAuth returns the authentication hook with login outcomes reported to
 // the limits: a failure counts towards its user's and address's backoff, a
 // success forgets its user's failures (not its address's, so that an
