@@ -48,8 +48,8 @@ func BenchmarkEndToEnd(b *testing.B) {
 	}
 }
 
-func benchPairs(b *testing.B, pairs int, databaseURL string) {
-	var opts []brokertest.Option
+func benchPairs(b *testing.B, pairs int, databaseURL string, extra ...brokertest.Option) {
+	opts := append([]brokertest.Option(nil), extra...)
 	if databaseURL != "" {
 		opts = append(opts, withDatabase(databaseURL))
 	}

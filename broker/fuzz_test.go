@@ -9,15 +9,15 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/msgrhq/msgr/metrics"
 )
 
-// The HTTP handlers parse whatever a client sends: any request that
-// net/http accepts gets an answer with a request id, never a panic, and
-// never a 5xx while the store is up.
+// The HTTP handlers (health, metrics, user and admin API) parse whatever a
+// client sends: any request that net/http accepts gets an answer with a
+// request id, never a panic, and never a 5xx while the store is up.
 func FuzzHTTPRequest(f *testing.F) {
 	for _, s := range []string{
 		"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
@@ -28,18 +28,37 @@ func FuzzHTTPRequest(f *testing.F) {
 		"GET /../../etc/passwd?token=x HTTP/1.1\r\nHost: x\r\n\r\n",
 		"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Request-Id: " + strings.Repeat("z", 300) + "\r\n\r\n",
 		"DELETE /readyz/ HTTP/1.0\r\n\r\n",
+		"POST /v1/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 53\r\n\r\n{\"user\":\"alice\",\"password\":\"pw\",\"device\":\"phone\"}",
+		"GET /v1/devices HTTP/1.1\r\nHost: x\r\nAuthorization: Basic YWxpY2U6cHc=\r\n\r\n",
+		"GET /admin/v1/users HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer fuzz-admin-token-0123456789abcdef\r\n\r\n",
+		"POST /admin/v1/users HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer fuzz-admin-token-0123456789abcdef\r\nContent-Length: 32\r\n\r\n{\"user\":\"bob\",\"password\":\"x\"}",
 	} {
 		f.Add([]byte(s))
 	}
+	// A whole broker, user and admin API on, so that every route is fuzzed.
+	dir := f.TempDir()
+	secret, admin := filepath.Join(dir, "token.secret"), filepath.Join(dir, "admin")
+	if err := os.WriteFile(secret, []byte("fuzz-secret-0123456789abcdef0123456789"), 0o600); err != nil {
+		f.Fatal(err)
+	}
+	if err := os.WriteFile(admin, []byte("fuzz-admin-token-0123456789abcdef"), 0o600); err != nil {
+		f.Fatal(err)
+	}
 	cfg := DefaultConfig()
-	cfg.DataDir = f.TempDir()
+	cfg.DataDir = filepath.Join(dir, "data")
+	cfg.MQTTAddr, cfg.WSAddr, cfg.HTTPAddr = "127.0.0.1:0", "", "127.0.0.1:0"
+	cfg.Security.TokenSecretFile, cfg.Security.AdminTokenFile = secret, admin
 	store, err := OpenStore(context.Background(), cfg)
 	if err != nil {
 		f.Fatal(err)
 	}
 	f.Cleanup(func() { store.Close() })
-	b := &Broker{log: slog.New(slog.DiscardHandler), store: store, metrics: metrics.New()}
-	h := b.routes()
+	b, err := New(cfg, store, slog.New(slog.DiscardHandler))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { _ = b.Close(context.Background()) })
+	h := b.http.Handler
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		req, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(raw)))
 		if err != nil {

@@ -68,9 +68,11 @@ func StartWithLog(t testing.TB, w io.Writer, opts ...Option) *Broker {
 	cfg.MQTTAddr, cfg.WSAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	cfg.DataDir = filepath.Join(t.TempDir(), "data")
 	cfg.TLS.MQTTAddr = "127.0.0.1:0"
-	// Tests send hundreds of messages in bulk; tests of the per-user
-	// rates set them with WithConfig. The other limits keep their defaults.
+	// Tests send hundreds of messages in bulk and try many bad passwords
+	// and tokens; tests of those limits set them with WithConfig. The other
+	// limits keep their defaults.
 	cfg.Limits.MessageRate, cfg.Limits.CommandRate = 0, 0
+	cfg.Limits.LoginFailuresUser, cfg.Limits.LoginFailuresIP = 0, 0
 	for _, o := range opts {
 		o(&cfg)
 	}
