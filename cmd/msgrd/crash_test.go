@@ -127,7 +127,9 @@ type daemon struct {
 func startDaemon(t *testing.T, bin, dataDir, mqttAddr, httpAddr string) *daemon {
 	t.Helper()
 	d := &daemon{t: t, mqttAddr: mqttAddr, log: &syncBuffer{}, done: make(chan struct{})}
-	d.cmd = exec.Command(bin, "-mqtt-addr", mqttAddr, "-ws-addr=", "-http-addr", httpAddr, "-data-dir", dataDir)
+	// The crash test sends as fast as it can: no per-user message rate.
+	d.cmd = exec.Command(bin, "-mqtt-addr", mqttAddr, "-ws-addr=", "-http-addr", httpAddr, "-data-dir", dataDir,
+		"-message-rate=0", "-command-rate=0")
 	d.cmd.Env = cleanEnv()
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	if err := d.cmd.Start(); err != nil {
