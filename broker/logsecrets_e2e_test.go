@@ -19,19 +19,19 @@ import (
 	"github.com/msgrhq/msgr/storage"
 )
 
-// syncBuffer is a log sink safe for concurrent writers.
-type syncBuffer struct {
+// logSink is a log sink safe for concurrent writers.
+type logSink struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+func (s *logSink) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+func (s *logSink) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
@@ -51,7 +51,7 @@ func TestNoSecretsInLogs(t *testing.T) {
 	)
 	for _, format := range []string{"json", "text"} {
 		t.Run(format, func(t *testing.T) {
-			logs := &syncBuffer{}
+			logs := &logSink{}
 			cfg := broker.DefaultConfig()
 			cfg.MQTTAddr, cfg.WSAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 			cfg.DataDir = filepath.Join(t.TempDir(), "data")
