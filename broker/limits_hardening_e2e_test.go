@@ -317,8 +317,10 @@ func TestMaxSubscriptions(t *testing.T) {
 	v3c := dialV3(t, b, "alice", "old", "pw-alice", v3Options{})
 	v3c.next(protocol.EvSync)
 	time.Sleep(200 * time.Millisecond)
-	if codes := v3c.subscribe("t/1", "t/2"); codes[0] != 1 || codes[1] != 0x80 {
-		t.Fatalf("3.1.1 SUBACK % x, want 01 80", codes)
+	// paho.mqtt.golang orders a multiple subscription by map iteration:
+	// one of the two filters fits, whichever comes first.
+	if codes := v3c.subscribe("t/1", "t/2"); codes[0]+codes[1] != 0x81 || (codes[0] != 1 && codes[1] != 1) {
+		t.Fatalf("3.1.1 SUBACK % x, want one 01 and one 80", codes)
 	}
 	if v := scrape(t, b)[`msgr_limit_hits_total{limit="subscriptions"}`]; v != 2 {
 		t.Fatalf("subscriptions hits %v", v)
