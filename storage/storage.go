@@ -336,6 +336,7 @@ type Store interface {
 	Conversations
 	Messages
 	Cursors
+	CursorBatches
 	Receipts
 	Security
 	Encryption

@@ -71,7 +71,7 @@ func New(opts Options) *Hook {
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	h := &Hook{opts: opts, slots: make(chan struct{}, opts.SyncPushes), ctx: ctx, stop: stop}
-	h.acks = newAckBuffer(opts.Service.Ack)
+	h.acks = newAckBuffer(opts.Service.AckMany)
 	h.wg.Add(1)
 	go func() {
 		defer h.wg.Done()

@@ -18,8 +18,8 @@ import (
 )
 
 // ackFlushInterval is how long PUBACK-derived acknowledgements are
-// collected before they are stored: one store call per device per interval
-// instead of one per message.
+// collected before they are stored: one store transaction per interval for
+// all devices instead of one per message.
 const ackFlushInterval = 200 * time.Millisecond
 
 // OnPacketRead turns a device's PUBACK of a QoS 1 delivery of a message
@@ -88,15 +88,19 @@ func deliveredRanges(payload []byte) []protocol.Cursor {
 }
 
 // ackBuffer collects acknowledgements per device and stores them
-// periodically, merged into as few ranges as possible.
+// periodically, merged into as few ranges as possible, all devices of one
+// flush in one store transaction (in chunks of ackFlushChunk devices).
 type ackBuffer struct {
-	flush func(ctx context.Context, dev chat.Device, acks []protocol.Cursor) error
+	flush func(ctx context.Context, acks []chat.DeviceAcks) error
 
 	mu      sync.Mutex
 	pending map[chat.Device][]protocol.Cursor
 }
 
-func newAckBuffer(flush func(ctx context.Context, dev chat.Device, acks []protocol.Cursor) error) *ackBuffer {
+// ackFlushChunk bounds how many devices one flush transaction covers.
+const ackFlushChunk = 1000
+
+func newAckBuffer(flush func(ctx context.Context, acks []chat.DeviceAcks) error) *ackBuffer {
 	return &ackBuffer{flush: flush, pending: make(map[chat.Device][]protocol.Cursor)}
 }
 
@@ -128,13 +132,19 @@ func (b *ackBuffer) flushAll(ctx context.Context) {
 	batch := b.pending
 	b.pending = make(map[chat.Device][]protocol.Cursor, len(batch))
 	b.mu.Unlock()
+	all := make([]chat.DeviceAcks, 0, len(batch))
 	for dev, acks := range batch {
-		// A lost flush only means the device gets those messages again
+		all = append(all, chat.DeviceAcks{Device: dev, Acks: mergeRanges(acks)})
+	}
+	for len(all) > 0 {
+		n := min(len(all), ackFlushChunk)
+		// A lost flush only means the devices get those messages again
 		// through sync; the error has been logged by the chat core. The
-		// timeout keeps one slow store call from holding up every device.
+		// timeout keeps one slow store call from holding up the next.
 		fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		_ = b.flush(fctx, dev, mergeRanges(acks))
+		_ = b.flush(fctx, all[:n])
 		cancel()
+		all = all[n:]
 	}
 }
 

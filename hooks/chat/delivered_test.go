@@ -1,9 +1,12 @@
 package chat
 
 import (
+	"context"
+	"fmt"
 	"reflect"
 	"testing"
 
+	"github.com/msgrhq/msgr/chat"
 	"github.com/msgrhq/msgr/protocol"
 )
 
@@ -48,5 +51,44 @@ func TestMergeRanges(t *testing.T) {
 	}
 	if got := mergeRanges(in); !reflect.DeepEqual(got, want) {
 		t.Fatalf("got %+v, want %+v", got, want)
+	}
+}
+
+// One flush stores every device's merged acknowledgements in one call,
+// chunked so that one transaction stays bounded.
+func TestAckBufferFlushesDevicesTogether(t *testing.T) {
+	var calls [][]chat.DeviceAcks
+	b := newAckBuffer(func(_ context.Context, acks []chat.DeviceAcks) error {
+		calls = append(calls, acks)
+		return nil
+	})
+	b.add(chat.Device{User: "bob", Device: "phone"}, []protocol.Cursor{{Conv: "c", From: 5, Seq: 6}})
+	b.add(chat.Device{User: "bob", Device: "phone"}, []protocol.Cursor{{Conv: "c", From: 4, Seq: 5}})
+	b.add(chat.Device{User: "carol", Device: "phone"}, []protocol.Cursor{{Conv: "c", From: 0, Seq: 6}})
+	b.flushAll(t.Context())
+	if len(calls) != 1 || len(calls[0]) != 2 {
+		t.Fatalf("calls %+v, want one with two devices", calls)
+	}
+	for _, a := range calls[0] {
+		want := []protocol.Cursor{{Conv: "c", From: 4, Seq: 6}}
+		if a.Device.User == "carol" {
+			want = []protocol.Cursor{{Conv: "c", From: 0, Seq: 6}}
+		}
+		if !reflect.DeepEqual(a.Acks, want) {
+			t.Errorf("%v: %+v, want %+v", a.Device, a.Acks, want)
+		}
+	}
+
+	calls = nil
+	for i := range 2*ackFlushChunk + 1 {
+		b.add(chat.Device{User: fmt.Sprintf("u%d", i), Device: "d"}, []protocol.Cursor{{Conv: "c", From: 0, Seq: 1}})
+	}
+	b.flushAll(t.Context())
+	if len(calls) != 3 || len(calls[0]) != ackFlushChunk || len(calls[2]) != 1 {
+		t.Fatalf("%d calls for %d devices", len(calls), 2*ackFlushChunk+1)
+	}
+	b.flushAll(t.Context())
+	if len(calls) != 3 {
+		t.Fatal("a second flush stored the same acknowledgements again")
 	}
 }

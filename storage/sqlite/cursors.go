@@ -78,53 +78,80 @@ func (s *Store) AdvanceCursors(ctx context.Context, userID, deviceID string, upd
 	if len(updates) == 0 {
 		return nil, nil
 	}
-	changes := make(map[string]storage.DeliveredChange)
+	var out []storage.DeliveredChange
 	err := inTx(ctx, s.w, func(tx *sql.Tx) error {
-		advance, err := tx.PrepareContext(ctx, advanceSQL)
+		st, err := prepareAdvance(ctx, tx)
 		if err != nil {
 			return err
 		}
-		defer advance.Close()
-		receipt, err := tx.PrepareContext(ctx, `SELECT delivered_seq, read_seq FROM members WHERE conv_id = ? AND user_id = ?`)
-		if err != nil {
-			return err
-		}
-		defer receipt.Close()
-		deliver, err := tx.PrepareContext(ctx, `UPDATE members SET delivered_seq = ? WHERE conv_id = ? AND user_id = ?`)
-		if err != nil {
-			return err
-		}
-		defer deliver.Close()
-		for _, u := range updates {
-			var cursor int64
-			err := advance.QueryRowContext(ctx, userID, deviceID, u.ConvID, u.From, u.Seq).Scan(&cursor)
-			if errors.Is(err, sql.ErrNoRows) {
-				continue // the cursor did not move
-			}
-			if err != nil {
-				return err
-			}
-			var delivered, read int64
-			if err := receipt.QueryRowContext(ctx, u.ConvID, userID).Scan(&delivered, &read); err != nil {
-				return err
-			}
-			if cursor <= delivered {
-				continue // another device got this far already
-			}
-			if _, err := deliver.ExecContext(ctx, cursor, u.ConvID, userID); err != nil {
-				return err
-			}
-			c, seen := changes[u.ConvID]
-			if !seen {
-				c.Prev = delivered
-			}
-			c.Receipt = storage.Receipt{ConvID: u.ConvID, UserID: userID, Delivered: cursor, Read: read}
-			changes[u.ConvID] = c
-		}
-		return nil
+		defer st.close()
+		out, err = st.advance(ctx, userID, deviceID, updates)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: advance cursors of %q/%q: %w", userID, deviceID, err)
+	}
+	return out, nil
+}
+
+// advanceStmts are AdvanceCursors' statements prepared in a transaction.
+type advanceStmts struct {
+	move, receipt, deliver *sql.Stmt
+}
+
+func prepareAdvance(ctx context.Context, tx *sql.Tx) (*advanceStmts, error) {
+	var st advanceStmts
+	var err error
+	if st.move, err = tx.PrepareContext(ctx, advanceSQL); err != nil {
+		return nil, err
+	}
+	if st.receipt, err = tx.PrepareContext(ctx, `SELECT delivered_seq, read_seq FROM members WHERE conv_id = ? AND user_id = ?`); err != nil {
+		st.close()
+		return nil, err
+	}
+	if st.deliver, err = tx.PrepareContext(ctx, `UPDATE members SET delivered_seq = ? WHERE conv_id = ? AND user_id = ?`); err != nil {
+		st.close()
+		return nil, err
+	}
+	return &st, nil
+}
+
+func (st *advanceStmts) close() {
+	for _, s := range []*sql.Stmt{st.move, st.receipt, st.deliver} {
+		if s != nil {
+			s.Close()
+		}
+	}
+}
+
+// advance applies one device's updates inside the caller's transaction.
+func (st *advanceStmts) advance(ctx context.Context, userID, deviceID string, updates []storage.CursorUpdate) ([]storage.DeliveredChange, error) {
+	changes := make(map[string]storage.DeliveredChange)
+	for _, u := range updates {
+		var cursor int64
+		err := st.move.QueryRowContext(ctx, userID, deviceID, u.ConvID, u.From, u.Seq).Scan(&cursor)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue // the cursor did not move
+		}
+		if err != nil {
+			return nil, err
+		}
+		var delivered, read int64
+		if err := st.receipt.QueryRowContext(ctx, u.ConvID, userID).Scan(&delivered, &read); err != nil {
+			return nil, err
+		}
+		if cursor <= delivered {
+			continue // another device got this far already
+		}
+		if _, err := st.deliver.ExecContext(ctx, cursor, u.ConvID, userID); err != nil {
+			return nil, err
+		}
+		c, seen := changes[u.ConvID]
+		if !seen {
+			c.Prev = delivered
+		}
+		c.Receipt = storage.Receipt{ConvID: u.ConvID, UserID: userID, Delivered: cursor, Read: read}
+		changes[u.ConvID] = c
 	}
 	if len(changes) == 0 {
 		return nil, nil

@@ -47,6 +47,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"MessagesBefore", testMessagesBefore},
 		{"PendingConversations", testPendingConversations},
 		{"AdvanceCursors", testAdvanceCursors},
+		{"AdvanceCursorsBatch", testAdvanceCursorsBatch},
 		{"CursorConditions", testCursorConditions},
 		{"MemberReceipts", testMemberReceipts},
 		{"AdvanceReceipts", testAdvanceReceipts},

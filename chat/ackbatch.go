@@ -1,0 +1,56 @@
+package chat
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/msgrhq/msgr/protocol"
+	"github.com/msgrhq/msgr/storage"
+)
+
+// DeviceAcks is one device's acknowledgements, for AckMany.
+type DeviceAcks struct {
+	Device Device
+	Acks   []protocol.Cursor
+}
+
+// AckMany advances several devices' cursors (see Ack) in one store
+// transaction when the store can (storage.CursorBatches), else device by
+// device, and sends the receipts that result. A device whose acks are
+// invalid is skipped and named in the error; the others are applied.
+func (s *Service) AckMany(ctx context.Context, acks []DeviceAcks) error {
+	batcher, ok := s.store.(storage.CursorBatches)
+	if !ok {
+		var errs []error
+		for _, a := range acks {
+			errs = append(errs, s.Ack(ctx, a.Device, a.Acks))
+		}
+		return errors.Join(errs...)
+	}
+	var errs []error
+	batch := make([]storage.DeviceCursors, 0, len(acks))
+	for _, a := range acks {
+		updates, err := cursorUpdates(a.Acks)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s/%s: %w", a.Device.User, a.Device.Device, err))
+			continue
+		}
+		if len(updates) > 0 {
+			batch = append(batch, storage.DeviceCursors{UserID: a.Device.User, DeviceID: a.Device.Device, Updates: updates})
+		}
+	}
+	if len(batch) == 0 {
+		return errors.Join(errs...)
+	}
+	changes, err := batcher.AdvanceCursorsBatch(ctx, batch)
+	if err != nil {
+		return errors.Join(append(errs, s.storeError("ack", err))...)
+	}
+	for _, cs := range changes {
+		for _, c := range cs {
+			s.notifyReceipt(ctx, c.Receipt, c.Prev, false)
+		}
+	}
+	return errors.Join(errs...)
+}
