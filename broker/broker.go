@@ -101,6 +101,7 @@ func New(cfg Config, store storage.Store, log *slog.Logger) (*Broker, error) {
 	if mediaSvc != nil {
 		chatCfg.Media = mediaSvc
 	}
+	chatCfg.Writers = storeWriters(cfg) // tuning.go
 	svc := chat.New(inst.store, inst.pub, chatCfg)
 	b := &Broker{cfg: cfg, log: log, store: store, svc: svc, mqtt: srv, conns: newConnTracker(), media: mediaSvc, node: node,
 		metrics: inst.metrics, tlsMQTT: inst.tlsMQTT, tlsWeb: inst.tlsWeb}

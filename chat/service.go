@@ -46,6 +46,7 @@ type Config struct {
 	MaxTextBytes  int           // longest text body, in bytes
 	MaxMembers    int           // largest group, owner included
 	MaxBatch      int           // messages per store transaction
+	Writers       int           // concurrent store transactions, conversations spread over them (see writerShards)
 	FanoutWorkers int           // parallel fan-out lanes (ordered per conversation)
 	FanoutQueue   int           // messages queued per lane before senders wait
 	MemberCache   time.Duration // how long a conversation's member list is reused
@@ -64,6 +65,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxBatch <= 0 {
 		c.MaxBatch = 256
+	}
+	if c.Writers <= 0 {
+		c.Writers = 1
 	}
 	if c.FanoutWorkers <= 0 {
 		c.FanoutWorkers = 8
@@ -88,7 +92,7 @@ type Service struct {
 	store    Store
 	pub      Publisher
 	log      *slog.Logger
-	writer   *writer
+	writer   *writerShards
 	fanout   *fanout
 	presence *presence
 	typing   *rateLimiter
@@ -105,7 +109,7 @@ func New(store Store, pub Publisher, cfg Config) *Service {
 	}
 	s := &Service{cfg: cfg, store: store, pub: pub, log: cfg.Logger}
 	s.fanout = newFanout(store, pub, cluster, cfg.FanoutWorkers, cfg.FanoutQueue, cfg.MemberCache, cfg.Now, cfg.Logger)
-	s.writer = newWriter(store, cfg.MaxBatch, s.stored)
+	s.writer = newWriterShards(cfg.Writers, store, cfg.MaxBatch, s.stored)
 	s.presence = newPresence(store, pub, cluster, cfg.Now, cfg.Logger)
 	s.typing = newRateLimiter(typingInterval, cfg.Now)
 	s.settings = newSettingsCache(store, cfg.MemberCache, cfg.Now)

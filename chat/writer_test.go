@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"sync"
 	"testing"
 	"time"
@@ -147,5 +148,68 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not reached")
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// Shards commit different conversations concurrently and keep each
+// conversation's messages in order.
+func TestWriterShardsOverlapCommitsAndKeepOrder(t *testing.T) {
+	store := &fakeAppender{seqs: map[string]int64{}, entered: make(chan int, 64), gate: make(chan struct{})}
+	var mu sync.Mutex
+	got := map[string][]string{}
+	s := newWriterShards(4, store, 100, func(ms []storage.Message) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, m := range ms {
+			got[m.ConvID] = append(got[m.ConvID], m.ClientMsgID)
+		}
+	})
+	t.Cleanup(s.close)
+	// Find two conversations on different shards.
+	convs := []string{"c0"}
+	for i := 1; len(convs) < 2; i++ {
+		c := fmt.Sprintf("c%d", i)
+		if s.shards[maphash.String(s.seed, c)%4] != s.shards[maphash.String(s.seed, convs[0])%4] {
+			convs = append(convs, c)
+		}
+	}
+	var wg sync.WaitGroup
+	for _, c := range convs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := s.append(t.Context(), storage.NewMessage{ConvID: c, ClientMsgID: c + "-0"}); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	// Both first commits are in the store at once: neither waits for the other.
+	for range convs {
+		select {
+		case <-store.entered:
+		case <-time.After(10 * time.Second):
+			t.Fatal("a shard's commit did not start while another's was held")
+		}
+	}
+	close(store.gate)
+	wg.Wait()
+	// Sequential sends of one conversation stay in order.
+	store.gate = nil
+	for i := 1; i <= 20; i++ {
+		for _, c := range convs {
+			if _, err := s.append(t.Context(), storage.NewMessage{ConvID: c, ClientMsgID: fmt.Sprintf("%s-%d", c, i)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, c := range convs {
+		if len(got[c]) != 21 {
+			t.Fatalf("%s: %d messages handed to fan-out", c, len(got[c]))
+		}
+		for i, id := range got[c] {
+			if id != fmt.Sprintf("%s-%d", c, i) {
+				t.Fatalf("%s: message %d is %s", c, i, id)
+			}
+		}
 	}
 }
