@@ -752,3 +752,33 @@ func TestClusterRedisPartition(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 }
+
+// TestClusterGracefulShutdown: a node that stops cleanly leaves nothing in
+// Redis, and its users go offline at once.
+func TestClusterGracefulShutdown(t *testing.T) {
+	c, nodes := startCluster(t, 2)
+	users(t, nodes[0], "alice", "bob")
+	alice := dialV3(t, nodes[0], "alice", "a1", "pw-alice", v3Options{})
+	bob := dialV3(t, nodes[1], "bob", "b1", "pw-bob", v3Options{})
+	s := alice.send(protocol.Request{To: "bob", CMID: "x", Body: text("hi")})
+	bob.send(protocol.Request{Conv: s.Conv, CMID: "y", Body: text("hi")})
+
+	nodes[1].Stop(t)
+	if p := nextPushedPresence(alice, "bob"); p.Online {
+		t.Fatalf("after bob's node stopped: %+v, want offline", p)
+	}
+	rdb := redis.NewClient(mustRedisOptions(t, c.RedisURL))
+	defer rdb.Close()
+	ctx := context.Background()
+	if _, err := rdb.ZScore(ctx, c.Prefix+":nodes", "n1").Result(); err != redis.Nil {
+		t.Fatalf("n1 still in the node set (%v)", err)
+	}
+	for _, key := range []string{c.Prefix + ":{n:n1}:devices", c.Prefix + ":{u:bob}"} {
+		if n, err := rdb.Exists(ctx, key).Result(); err != nil || n != 0 {
+			t.Fatalf("%s still exists (%d, %v)", key, n, err)
+		}
+	}
+	if _, err := rdb.ZScore(ctx, c.Prefix+":nodes", "n0").Result(); err != nil {
+		t.Fatalf("n0 left the node set: %v", err)
+	}
+}

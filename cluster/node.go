@@ -172,6 +172,10 @@ func (n *Node) Start(ctx context.Context, local Local) error {
 // have been detached by their disconnects already; any left are removed).
 func (n *Node) Close(ctx context.Context) error {
 	n.stop()
+	// A Redis that does not answer must not hold up shutdown: whatever is
+	// not removed now expires or is reaped.
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
 	n.mu.Lock()
 	var left []string
 	for u, ds := range n.devices {

@@ -83,3 +83,9 @@ func (tb *Broker) Crash(t testing.TB) {
 	}
 	tb.b, tb.store = nil, nil
 }
+
+// Stop stops the broker gracefully, as on SIGTERM, before the test ends.
+func (tb *Broker) Stop(t testing.TB) {
+	t.Helper()
+	tb.stop(t)
+}
