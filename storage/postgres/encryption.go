@@ -309,8 +309,10 @@ func (s *Store) ShredConversation(ctx context.Context, convID string) (int, erro
 			return err
 		}
 		n = tag.RowsAffected()
-		_, err = tx.Exec(ctx, "UPDATE conversations SET key_id = NULL WHERE id = $1", convID)
-		return err
+		if _, err = tx.Exec(ctx, "UPDATE conversations SET key_id = NULL WHERE id = $1", convID); err != nil {
+			return err
+		}
+		return shredMediaTx(ctx, tx, convID) // media.go
 	})
 	if err != nil {
 		return 0, fmt.Errorf("shred %q: %w", convID, err)

@@ -275,8 +275,10 @@ func (s *Store) ShredConversation(ctx context.Context, convID string) (int, erro
 		if err != nil {
 			return err
 		}
-		n, err = res.RowsAffected()
-		return err
+		if n, err = res.RowsAffected(); err != nil {
+			return err
+		}
+		return shredMediaTx(ctx, tx, convID) // media.go
 	})
 	if err != nil {
 		return 0, fmt.Errorf("sqlite: shred %q: %w", convID, err)

@@ -190,3 +190,14 @@ func (s *Store) rewrapMediaKeys(ctx context.Context) (int, error) {
 		total += done
 	}
 }
+
+// shredMediaTx deletes, with their wrapped keys, the media sent in convID
+// and in no other conversation; ShredConversation calls it, so shredding a
+// conversation destroys its files too (their objects, no longer readable,
+// are removed by the media collector).
+func shredMediaTx(ctx context.Context, tx *sql.Tx, convID string) error {
+	_, err := tx.ExecContext(ctx, `DELETE FROM media
+		WHERE id IN (SELECT media_id FROM media_refs WHERE conv_id = ?1)
+		  AND NOT EXISTS (SELECT 1 FROM media_refs r WHERE r.media_id = media.id AND r.conv_id <> ?1)`, convID)
+	return err
+}

@@ -60,6 +60,7 @@ func RunEncryption(t *testing.T, newDB func(t *testing.T) EncryptionDB) {
 		{"Shred", testShred},
 		{"PlaintextUpgrade", testPlaintextUpgrade},
 		{"MediaKeyRotation", testMediaKeyRotation}, // media.go
+		{"MediaShred", testMediaShred},             // media.go
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, newDB(t)) })

@@ -209,3 +209,28 @@ func testMediaKeyRotation(t *testing.T, db EncryptionDB) {
 	}
 	closeOK(t, s)
 }
+
+// testMediaShred: shredding a conversation deletes the media sent only
+// there (their keys with them); media also sent elsewhere stay.
+func testMediaShred(t *testing.T, db EncryptionDB) {
+	ctx := t.Context()
+	s := openOK(t, db, NewSealer(t, NewMasterKey(t)))
+	defer closeOK(t, s)
+	createUsers(t, s, "alice", "bob", "carol")
+	ab := direct(t, s, "alice", "bob", "ab", at(0))
+	g := group(t, s, "g", "alice", []string{"carol"}, at(0))
+	for _, id := range []string{"only-ab", "both", "only-g", "unsent"} {
+		must(t, "CreateMedia", s.CreateMedia(ctx, media(id, "alice", at(1))))
+	}
+	for _, r := range []storage.MediaRef{ref("only-ab", ab.ID, 1), ref("both", ab.ID, 2), ref("both", g.ID, 2), ref("only-g", g.ID, 3)} {
+		must(t, "AddMediaRef", s.AddMediaRef(ctx, r))
+	}
+	_, err := s.ShredConversation(ctx, ab.ID)
+	must(t, "ShredConversation", err)
+	for id, want := range map[string]bool{"only-ab": false, "both": true, "only-g": true, "unsent": true} {
+		_, err := s.GetMedia(ctx, id)
+		if got := err == nil; got != want {
+			t.Errorf("media %s after shredding ab: exists %v (%v), want %v", id, got, err, want)
+		}
+	}
+}
