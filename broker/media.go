@@ -30,6 +30,9 @@ func newMediaService(cfg Config, store storage.Store, log *slog.Logger) (*media.
 		log.Warn("media disabled: set s3-endpoint, media-dir or data-dir")
 		return nil, nil
 	}
+	if cfg.RedisURL != "" && cfg.Media.S3Endpoint == "" {
+		log.Warn("cluster mode with media in a local directory: every node must see the same media-dir (a shared filesystem), or set s3-endpoint")
+	}
 	// The master key of encryption at rest (keys.go); OpenStore has loaded
 	// (or, for the embedded store, created) it already.
 	ring, _, err := LoadKeyring(cfg)
