@@ -65,6 +65,9 @@ func New(cfg Config, store storage.Store, log *slog.Logger) (*Broker, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumClientWritesPending = int32(cfg.WritesPending)
 	// mochi allocates a packet's full declared length before reading it;
