@@ -30,3 +30,16 @@ func (tb *Broker) MediaDir() string {
 	}
 	return tb.DataDir + "/media"
 }
+
+// RestartNewPorts is Restart on fresh random ports, for tests that need
+// the data, not the addresses, to survive: a port freed by the stop can be
+// taken meanwhile by another process on a busy machine.
+func (tb *Broker) RestartNewPorts(t testing.TB) {
+	t.Helper()
+	tb.stop(t)
+	tb.cfg.MQTTAddr, tb.cfg.WSAddr, tb.cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	if tb.cfg.TLS.MQTTAddr != "" {
+		tb.cfg.TLS.MQTTAddr = "127.0.0.1:0"
+	}
+	tb.start(t)
+}

@@ -131,7 +131,7 @@ func TestE2EMediaRoundTrip(t *testing.T) {
 		}
 
 		// Restart: everything stays readable.
-		b.Restart(t)
+		b.RestartNewPorts(t)
 		bob2, _ := dial(t, b, "bob", "laptop", withHTTP(b))
 		var again bytes.Buffer
 		if _, err := bob2.Download(ctx, m.ID, &again); err != nil || !bytes.Equal(again.Bytes(), orig) {
@@ -146,7 +146,8 @@ func TestE2EMediaRoundTrip(t *testing.T) {
 		}
 
 		// The uploader deletes it: gone for everyone.
-		if err := alice.DeleteMedia(ctx, m.ID); err != nil {
+		alice2, _ := dial(t, b, "alice", "laptop", withHTTP(b))
+		if err := alice2.DeleteMedia(ctx, m.ID); err != nil {
 			t.Fatalf("DeleteMedia: %v", err)
 		}
 		if _, err := bob2.Download(ctx, m.ID, io.Discard); !errors.As(err, &he) || he.Status != 404 {
