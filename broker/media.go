@@ -45,6 +45,9 @@ func newMediaService(cfg Config, store storage.Store, log *slog.Logger) (*media.
 		GCAfter:    cfg.Media.GCAfter,
 		GCInterval: cfg.Media.GCInterval,
 		Logger:     log,
+		// Derived from the master key every node shares, so a link made by
+		// one node works on any other and across restarts.
+		LinkKey: ring.Derive("media link signature"),
 	}), nil
 }
 

@@ -391,7 +391,8 @@ func TestMediaTamperedObject(t *testing.T) {
 }
 
 // TestMediaSignedLink: a link from POST /v1/media/{id}/link reads the
-// media without credentials until it expires; altered links do not.
+// media without credentials until it expires, across restarts; altered
+// links do not.
 func TestMediaSignedLink(t *testing.T) {
 	b := brokertest.Start(t)
 	users(t, b, "alice", "bob")
@@ -430,6 +431,12 @@ func TestMediaSignedLink(t *testing.T) {
 		if r := do(t, b, "GET", u, "", nil, nil); r.status != 403 {
 			t.Errorf("GET %s: HTTP %d, want 403", u, r.status)
 		}
+	}
+	// The signing key derives from the master key, not from the process:
+	// a restarted node (or any other node) honours the link.
+	b.RestartNewPorts(t)
+	if r := do(t, b, "GET", url, "", nil, nil); r.status != 200 || !bytes.Equal(r.body, data) {
+		t.Fatalf("GET via link after a restart: HTTP %d %s", r.status, r.body)
 	}
 	if r, _ := link("bob", "10m"); r.status != 403 {
 		t.Errorf("bob, who may not read it, got a link: HTTP %d", r.status)

@@ -13,8 +13,10 @@
 package keyring
 
 import (
+	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -52,6 +54,7 @@ const idBytes = 8
 // Keyring that ends up in a log or error message never reveals key material.
 type Keyring struct {
 	current string // id of the current master key
+	derive  []byte // HKDF secret of the current key, for Derive
 	aeads   map[string]cipher.AEAD
 	order   []string // ids, current first, for String
 }
@@ -71,6 +74,7 @@ func New(current []byte, previous ...[]byte) (*Keyring, error) {
 		id := KeyID(key)
 		if i == 0 {
 			k.current = id
+			k.derive = bytes.Clone(key)
 		}
 		if _, dup := k.aeads[id]; dup {
 			continue // the same key given twice (e.g. current also listed as previous)
@@ -108,6 +112,19 @@ func newAEAD(key []byte) (cipher.AEAD, error) {
 
 // ID returns the id of the current master key.
 func (k *Keyring) ID() string { return k.current }
+
+// Derive returns a KeySize-byte key for purpose, derived from the current
+// master key with HKDF-SHA256. Every node holding the same master key
+// derives the same key (e.g. to sign media links any node can check); a
+// rotation changes it. purpose must name one use and version, so that no
+// two uses share a key.
+func (k *Keyring) Derive(purpose string) []byte {
+	key, err := hkdf.Key(sha256.New, k.derive, nil, "msgr derived key v1\x00"+purpose, KeySize)
+	if err != nil {
+		panic("keyring: hkdf: " + err.Error()) // only for lengths > 255*32
+	}
+	return key
+}
 
 // IDs returns the ids of all master keys held, the current one first.
 func (k *Keyring) IDs() []string { return append([]string(nil), k.order...) }

@@ -337,3 +337,35 @@ func TestLoadOrCreateFile(t *testing.T) {
 		t.Fatal("LoadOrCreateFile replaced or accepted a corrupt key file")
 	}
 }
+
+func TestDerive(t *testing.T) {
+	a, b := key(t, 1), key(t, 2)
+	ringA, err := New(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameA, err := New(a, b) // another node, mid-rotation, same current key
+	if err != nil {
+		t.Fatal(err)
+	}
+	ringB, err := New(b, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	link := ringA.Derive("media link signature")
+	if len(link) != KeySize {
+		t.Fatalf("derived %d bytes, want %d", len(link), KeySize)
+	}
+	if !bytes.Equal(link, sameA.Derive("media link signature")) {
+		t.Error("the same current master key derived different keys")
+	}
+	for name, other := range map[string][]byte{
+		"other purpose":     ringA.Derive("something else"),
+		"other current key": ringB.Derive("media link signature"),
+		"the master key":    a,
+	} {
+		if bytes.Equal(link, other) {
+			t.Errorf("derived key equals %s", name)
+		}
+	}
+}

@@ -71,7 +71,8 @@ type Config struct {
 	Logger     *slog.Logger
 	KeyPrefix  string // blob key prefix, "m/" by default
 	// LinkKey signs links (SignLink); random when empty, so that links
-	// die with the process. Nodes sharing links must share the key.
+	// die with the process. Nodes sharing links must share the key (msgrd
+	// derives it from the master key).
 	LinkKey      []byte
 	sendMarginGC time.Duration
 }
