@@ -138,8 +138,8 @@ stop_broker
 postgres_start
 PG_ADDR=${MSGR_TEST_DATABASE_URL#*@}
 PG_ADDR=${PG_ADDR%%/*}
-"$BIN/msgrbench" users -database-url "$MSGR_TEST_DATABASE_URL" -names 'bencha%d,benchb%d' -n "$PAIRS" >&2
 "$BIN/msgrd" keys generate "$OUT/master.key" >&2
+"$BIN/msgrbench" users -database-url "$MSGR_TEST_DATABASE_URL" -master-key-file "$OUT/master.key" -names 'bencha%d,benchb%d' -n "$PAIRS" >&2
 PORT=$(free_port)
 "$BIN/msgrd" -database-url "$MSGR_TEST_DATABASE_URL" -master-key-file "$OUT/master.key" -mqtt-addr "127.0.0.1:$PORT" -ws-addr= -http-addr= \
 	-log-level warn 2>"$OUT/msgrd-postgres.log" &
