@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -170,5 +171,27 @@ func TestLoopbackOnly(t *testing.T) {
 	}
 	if err := checkLoopback("192.0.2.1:1883"); err == nil {
 		t.Error("a non-loopback address was accepted")
+	}
+}
+
+func TestUsersCommand(t *testing.T) {
+	dir := t.TempDir()
+	args := []string{"-data-dir", dir, "-names", "ua%d,ub%d", "-n", "3", "-password", "pw"}
+	var out strings.Builder
+	if err := usersCommand(context.Background(), args, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if out.String() != "6 users created\n" {
+		t.Errorf("first run: %q", out.String())
+	}
+	out.Reset()
+	if err := usersCommand(context.Background(), args, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if out.String() != "0 users created\n" {
+		t.Errorf("second run (users exist): %q", out.String())
+	}
+	if err := usersCommand(context.Background(), []string{"-data-dir", dir}, io.Discard, io.Discard); err == nil {
+		t.Error("no -names accepted")
 	}
 }
