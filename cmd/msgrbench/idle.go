@@ -44,7 +44,7 @@ func defaultSrcIPs(c config, conns int) int {
 // runIdle opens Conns anonymous connections with keepalive, holds them, and
 // reports the broker's RSS growth per connection.
 func runIdle(ctx context.Context, c config, log io.Writer) (*report, error) {
-	if err := raiseFileLimit(uint64(c.Conns) + 1024); err != nil {
+	if err := raiseFileLimit(uint64(c.Conns) + 256); err != nil {
 		return nil, err
 	}
 	mon := &monitor{brokerPID: c.BrokerPID}
