@@ -45,7 +45,13 @@ func (s *Service) AckMany(ctx context.Context, acks []DeviceAcks) error {
 	}
 	changes, err := batcher.AdvanceCursorsBatch(ctx, batch)
 	if err != nil {
-		return errors.Join(append(errs, s.storeError("ack", err))...)
+		// One device's failure must not cost the others their acks: fall
+		// back to a transaction per device.
+		s.log.Warn("ack: batch failed, storing device by device", "devices", len(batch), "error", err)
+		for _, d := range batch {
+			errs = append(errs, s.ackUpdates(ctx, Device{User: d.UserID, Device: d.DeviceID}, d.Updates))
+		}
+		return errors.Join(errs...)
 	}
 	for _, cs := range changes {
 		for _, c := range cs {
@@ -53,4 +59,16 @@ func (s *Service) AckMany(ctx context.Context, acks []DeviceAcks) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// ackUpdates is Ack for validated updates.
+func (s *Service) ackUpdates(ctx context.Context, dev Device, updates []storage.CursorUpdate) error {
+	changes, err := s.store.AdvanceCursors(ctx, dev.User, dev.Device, updates)
+	if err != nil {
+		return s.storeError("ack", err)
+	}
+	for _, c := range changes {
+		s.notifyReceipt(ctx, c.Receipt, c.Prev, false)
+	}
+	return nil
 }
