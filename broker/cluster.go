@@ -34,7 +34,7 @@ func (b *Broker) startCluster(pub *publisher, hook *chathook.Hook) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := b.node.Start(ctx, clusterLocal{pub: pub, hook: hook, svc: b.svc}); err != nil {
+	if err := b.node.Start(ctx, clusterLocal{pub: pub, hook: hook, svc: b.svc, kick: b.kickLocal}); err != nil {
 		return fmt.Errorf("cluster: %w", err)
 	}
 	b.log.Info("cluster node started", "node", b.node.ID())
@@ -80,6 +80,7 @@ type clusterLocal struct {
 	pub  *publisher
 	hook *chathook.Hook
 	svc  *chat.Service
+	kick func(selector string, reason byte) int // Broker.kickLocal (security.go)
 }
 
 func (l clusterLocal) Deliver(user string, payload []byte, qos byte) error {
@@ -96,3 +97,5 @@ func (l clusterLocal) Nudge(user, device string) {
 func (l clusterLocal) InvalidateMembers(convID string) { l.svc.InvalidateMembers(convID) }
 
 func (l clusterLocal) Departed(user string, at time.Time) { l.svc.Departed(user, at) }
+
+func (l clusterLocal) Kick(selector string, reason byte) { l.kick(selector, reason) }

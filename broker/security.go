@@ -134,32 +134,67 @@ func (b *Broker) disconnect(code packets.Code, match func(cl *mqtt.Client) bool)
 	return n
 }
 
-// disconnectUser ends the connections of every device of user.
-func (b *Broker) disconnectUser(user string, code packets.Code) int {
-	return b.disconnect(code, func(cl *mqtt.Client) bool {
-		u, _, ok := authhook.Identity(cl)
-		return ok && u == user
-	})
+// Kick selectors: what a revocation, disabling, deletion or ban
+// disconnects, on this node and, in a cluster, on every other node.
+const (
+	kickDevice = "device:" // + USER/DEVICE
+	kickUser   = "user:"   // + USER
+	kickIP     = "ip:"     // + canonical CIDR prefix
+)
+
+// kick disconnects the clients selector names here and asks the other
+// nodes of a cluster to do the same. It returns how many it ended here.
+func (b *Broker) kick(selector string, code packets.Code) int {
+	n := b.kickLocal(selector, code.Code)
+	if b.node != nil {
+		if err := b.node.Kick(selector, code.Code); err != nil {
+			// The other nodes still refuse the device at its next
+			// connect or token use.
+			b.log.Warn("cluster: kick not sent to the other nodes", "selector", selector, "error", err)
+		}
+	}
+	return n
 }
 
-// disconnectPrefix ends the connections coming from addresses in p.
-func (b *Broker) disconnectPrefix(p netip.Prefix, code packets.Code) int {
-	return b.disconnect(code, func(cl *mqtt.Client) bool {
-		a := msgrauth.RemoteAddr(cl.Net.Remote)
-		return a.IsValid() && p.Contains(a)
-	})
+// kickLocal disconnects this node's clients that selector names.
+func (b *Broker) kickLocal(selector string, reason byte) int {
+	code := packets.ErrAdministrativeAction
+	if reason == packets.ErrBanned.Code {
+		code = packets.ErrBanned
+	}
+	switch {
+	case strings.HasPrefix(selector, kickDevice):
+		id := strings.TrimPrefix(selector, kickDevice)
+		return b.disconnect(code, func(cl *mqtt.Client) bool { return cl.ID == id })
+	case strings.HasPrefix(selector, kickUser):
+		user := strings.TrimPrefix(selector, kickUser)
+		return b.disconnect(code, func(cl *mqtt.Client) bool {
+			u, _, ok := authhook.Identity(cl)
+			return ok && u == user
+		})
+	case strings.HasPrefix(selector, kickIP):
+		p, err := netip.ParsePrefix(strings.TrimPrefix(selector, kickIP))
+		if err != nil {
+			return 0
+		}
+		return b.disconnect(code, func(cl *mqtt.Client) bool {
+			a := msgrauth.RemoteAddr(cl.Net.Remote)
+			return a.IsValid() && p.Contains(a)
+		})
+	}
+	b.log.Warn("kick: unknown selector", "selector", selector)
+	return 0
 }
 
-// RevokeDevice revokes user's device and disconnects it at once. The
-// store write comes first: the auth hook rechecks every client after
-// registering it, so a client connecting meanwhile is caught either here or
-// there.
+// RevokeDevice revokes user's device and disconnects it at once, on every
+// node. The store write comes first: the auth hook rechecks every client
+// after registering it, so a client connecting meanwhile is caught either
+// here or there.
 func (b *Broker) RevokeDevice(ctx context.Context, user, device string) error {
 	if err := b.store.RevokeDevice(ctx, user, device, time.Now()); err != nil {
 		return err
 	}
-	id := user + "/" + device
-	b.disconnect(packets.ErrAdministrativeAction, func(cl *mqtt.Client) bool { return cl.ID == id })
+	b.kick(kickDevice+user+"/"+device, packets.ErrAdministrativeAction)
 	b.log.Info("device revoked", "user", user, "device", device)
 	return nil
 }
@@ -170,8 +205,8 @@ func (b *Broker) SetUserDisabled(ctx context.Context, user string, disabled bool
 		return err
 	}
 	if disabled {
-		n := b.disconnectUser(user, packets.ErrAdministrativeAction)
-		b.log.Info("user disabled", "user", user, "disconnected", n)
+		n := b.kick(kickUser+user, packets.ErrAdministrativeAction)
+		b.log.Info("user disabled", "user", user, "disconnected_here", n)
 	} else {
 		b.log.Info("user enabled", "user", user)
 	}
@@ -183,8 +218,8 @@ func (b *Broker) DeleteUser(ctx context.Context, user string) error {
 	if err := b.store.DeleteUser(ctx, user, time.Now()); err != nil {
 		return err
 	}
-	n := b.disconnectUser(user, packets.ErrAdministrativeAction)
-	b.log.Info("user deleted", "user", user, "disconnected", n)
+	n := b.kick(kickUser+user, packets.ErrAdministrativeAction)
+	b.log.Info("user deleted", "user", user, "disconnected_here", n)
 	return nil
 }
 
@@ -217,13 +252,12 @@ func (b *Broker) AddBan(ctx context.Context, ban storage.Ban) (storage.Ban, erro
 		return storage.Ban{}, err
 	}
 	b.sec.bans.Invalidate()
-	var n int
+	selector := kickUser + ban.Value
 	if ban.Kind == storage.BanIP {
-		n = b.disconnectPrefix(netip.MustParsePrefix(ban.Value), packets.ErrBanned)
-	} else {
-		n = b.disconnectUser(ban.Value, packets.ErrBanned)
+		selector = kickIP + ban.Value
 	}
-	b.log.Info("ban added", "kind", ban.Kind, "value", ban.Value, "disconnected", n)
+	n := b.kick(selector, packets.ErrBanned)
+	b.log.Info("ban added", "kind", ban.Kind, "value", ban.Value, "disconnected_here", n)
 	return ban, nil
 }
 

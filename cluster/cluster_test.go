@@ -87,6 +87,7 @@ func TestEnvelope(t *testing.T) {
 		{kind: kindNudge, name: "carol"},
 		{kind: kindNudgeAll},
 		{kind: kindInvalid, name: "01HZX"},
+		{kind: kindKick, name: "device:alice/phone", payload: []byte{0x98}},
 	} {
 		got, err := decodeEnvelope(e.encode())
 		if err != nil || got.kind != e.kind || got.qos != e.qos || got.name != e.name || string(got.payload) != string(e.payload) {

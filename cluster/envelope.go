@@ -11,6 +11,7 @@ const (
 	kindNudge     byte = 'n' // the user's devices there should sync: a forward may be lost
 	kindNudgeAll  byte = 'a' // every device of the receiving node(s) should sync
 	kindInvalid   byte = 'm' // drop the cached member list of a conversation
+	kindKick      byte = 'k' // disconnect the clients a selector names (payload: reason code)
 	envelopeBytes      = 4   // kind, qos, name length (2 bytes)
 )
 
@@ -43,7 +44,7 @@ func decodeEnvelope(b []byte) (envelope, error) {
 	}
 	e := envelope{kind: b[0], qos: b[1], name: string(b[envelopeBytes : envelopeBytes+n]), payload: b[envelopeBytes+n:]}
 	switch e.kind {
-	case kindEvent, kindNudge, kindNudgeAll, kindInvalid:
+	case kindEvent, kindNudge, kindNudgeAll, kindInvalid, kindKick:
 		return e, nil
 	}
 	return envelope{}, errEnvelope

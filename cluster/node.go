@@ -31,6 +31,9 @@ type Local interface {
 	InvalidateMembers(convID string)
 	// Departed reports that user's last device was on a node that died.
 	Departed(user string, at time.Time)
+	// Kick disconnects this node's clients that selector names (see
+	// Node.Kick), telling MQTT 5 clients reason.
+	Kick(selector string, reason byte)
 }
 
 // Options configure a Node.
@@ -436,6 +439,26 @@ func (n *Node) MembersChanged(convID string) {
 	}
 }
 
+// Kick asks every node, this one included, to disconnect the clients
+// selector names, with MQTT reason code reason: device revocation,
+// disabled users and bans reach devices wherever they are connected. The
+// selector is opaque here (the broker defines it). A kick lost while Redis
+// fails is not retried: the node that lost it refuses the device at its
+// next connect or token use anyway.
+func (n *Node) Kick(selector string, reason byte) error {
+	if n.degraded() {
+		return ErrDegraded
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	env := envelope{kind: kindKick, name: selector, payload: []byte{reason}}.encode()
+	if err := n.rdb.Publish(ctx, n.k.bcast(), env).Err(); err != nil {
+		n.fail("kick", err)
+		return fmt.Errorf("cluster: kick: %w", err)
+	}
+	return nil
+}
+
 // observe feeds a QoS 1 inbox event for a user with devices here to the
 // gap tracker; a gap that is not filled soon nudges the user's devices.
 func (n *Node) observe(user string, payload []byte) {
@@ -470,6 +493,10 @@ func (n *Node) handle(payload []byte) {
 		n.nudgeAll()
 	case kindInvalid:
 		n.local.InvalidateMembers(e.name)
+	case kindKick:
+		if len(e.payload) == 1 {
+			n.local.Kick(e.name, e.payload[0])
+		}
 	}
 }
 
