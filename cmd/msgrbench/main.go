@@ -89,6 +89,7 @@ type config struct {
 	KeepAlive time.Duration
 	Prefix    string
 	Password  string
+	LoginAddr string // storm: msgrd's HTTP address; devices reconnect with access tokens from /v1/login
 	Members   int
 	Groups    int
 	Missed    int
@@ -148,6 +149,7 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.DurationVar(&c.KeepAlive, "keepalive", 60*time.Second, "keepalive of every connection")
 	fs.StringVar(&c.Prefix, "prefix", "bench", "chat scenarios: user name prefix (users made by 'msgrbench users')")
 	fs.StringVar(&c.Password, "password", "bench-password", "chat scenarios: the users' password")
+	fs.StringVar(&c.LoginAddr, "login-addr", "", "storm: msgrd's HTTP address `host:port`; devices log in there while being prepared and reconnect with access tokens instead of passwords (needs msgrd's --token-secret-file or --token-key-file)")
 	fs.IntVar(&c.Members, "members", 10, "group: members per group, sender included")
 	fs.IntVar(&c.Groups, "groups", 1, "group: groups, one sender each")
 	fs.IntVar(&c.Missed, "missed", 100, "storm: messages each device missed")
@@ -157,8 +159,13 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if err := checkLoopback(c.Addr); err != nil {
+	if err := checkLoopback("-addr", c.Addr); err != nil {
 		return err
+	}
+	if c.LoginAddr != "" {
+		if err := checkLoopback("-login-addr", c.LoginAddr); err != nil {
+			return err
+		}
 	}
 	if c.QoS != 0 && c.QoS != 1 {
 		return fmt.Errorf("-qos must be 0 or 1")
@@ -223,18 +230,18 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 }
 
 // checkLoopback refuses addresses that are not on this machine's loopback.
-func checkLoopback(addr string) error {
+func checkLoopback(flagName, addr string) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
-		return fmt.Errorf("-addr: %w", err)
+		return fmt.Errorf("%s: %w", flagName, err)
 	}
 	ips, err := net.LookupIP(host)
 	if err != nil {
-		return fmt.Errorf("-addr: %w", err)
+		return fmt.Errorf("%s: %w", flagName, err)
 	}
 	for _, ip := range ips {
 		if !ip.IsLoopback() {
-			return fmt.Errorf("-addr %s: only loopback addresses are allowed (msgrbench measures a broker on this machine)", addr)
+			return fmt.Errorf("%s %s: only loopback addresses are allowed (msgrbench measures a broker on this machine)", flagName, addr)
 		}
 	}
 	return nil

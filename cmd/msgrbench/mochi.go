@@ -23,7 +23,7 @@ func mochiCommand(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if err := checkLoopback(*addr); err != nil {
+	if err := checkLoopback("-addr", *addr); err != nil {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -165,11 +167,41 @@ func TestChatScenarios(t *testing.T) {
 	})
 }
 
+// TestStormWithTokens: with -login-addr the storm devices log in over HTTP
+// and reconnect with access tokens; a wrong password fails the login
+// clearly instead of measuring refused connections.
+func TestStormWithTokens(t *testing.T) {
+	secret := filepath.Join(t.TempDir(), "token.secret")
+	if err := os.WriteFile(secret, []byte("storm-token-secret-0123456789abcdef"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tb := brokertest.Start(t, brokertest.WithConfig(func(c *broker.Config) {
+		c.Security.TokenSecretFile = secret
+	}))
+	for _, name := range []string{"bencha0", "benchb0", "benchb1", "benchb2", "benchb3"} {
+		tb.AddUser(t, name, "bench-password")
+	}
+	c := quick(tb.MQTTAddr)
+	c.LoginAddr = tb.HTTPAddr
+	rep, err := runStorm(context.Background(), c, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Params["auth"] != "token" || rep.Values["devices_complete"] != 4 || rep.Values["messages_synced"] != int64(20) {
+		t.Errorf("storm %v %v", rep.Params, rep.Values)
+	}
+
+	c.Password = "wrong"
+	if _, err := runStorm(context.Background(), c, io.Discard); err == nil || !strings.Contains(err.Error(), "HTTP 401") {
+		t.Errorf("storm with a wrong password: %v, want a failed login", err)
+	}
+}
+
 func TestLoopbackOnly(t *testing.T) {
-	if err := checkLoopback("127.0.0.1:1883"); err != nil {
+	if err := checkLoopback("-addr", "127.0.0.1:1883"); err != nil {
 		t.Error(err)
 	}
-	if err := checkLoopback("192.0.2.1:1883"); err == nil {
+	if err := checkLoopback("-addr", "192.0.2.1:1883"); err == nil {
 		t.Error("a non-loopback address was accepted")
 	}
 }

@@ -6,10 +6,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/msgrhq/msgr/protocol"
 )
@@ -18,6 +21,7 @@ import (
 // and asks for the next page until it is up to date.
 type syncer struct {
 	user, device string
+	token        string // access token from -login-addr; the password when empty
 	want         int
 	runStart     int64
 	got          atomic.Int64
@@ -70,6 +74,9 @@ func (s *syncer) onPage(c *client, payload []byte) {
 func runStorm(ctx context.Context, c config, log io.Writer) (*report, error) {
 	runStart := time.Now().UnixNano()
 	mkOpts := func(s *syncer) deviceOptions {
+		if s.token != "" {
+			return deviceOptions{user: s.user, device: s.device, password: s.token}
+		}
 		return deviceOptions{user: s.user, device: s.device, password: c.Password}
 	}
 	syncers := make([]*syncer, c.Devices)
@@ -77,9 +84,16 @@ func runStorm(ctx context.Context, c config, log io.Writer) (*report, error) {
 		// want 0: the preparing connection is done at its first page without "more".
 		syncers[i] = &syncer{user: fmt.Sprintf("%sb%d", c.Prefix, i), device: "storm", runStart: runStart, done: make(chan struct{})}
 	}
-	// Phase 1: every device connects once, so it exists, and catches up
-	// with whatever history earlier runs left.
+	// Phase 1: every device logs in (with -login-addr: a real app keeps
+	// its access token and reconnects with it, so the storm does not
+	// verify 1,000 passwords), connects once, so it exists, and catches
+	// up with whatever history earlier runs left.
 	t := time.Now()
+	if c.LoginAddr != "" {
+		if err := stormLogin(ctx, c, syncers); err != nil {
+			return nil, fmt.Errorf("logging devices in: %w", err)
+		}
+	}
 	if err := stormConnect(ctx, c, syncers, mkOpts, true); err != nil {
 		return nil, fmt.Errorf("preparing devices: %w", err)
 	}
@@ -175,7 +189,11 @@ func runStorm(ctx context.Context, c config, log io.Writer) (*report, error) {
 		}
 		return round(syncTimes[int(q*float64(len(syncTimes)-1))], 1)
 	}
-	rep := &report{Params: map[string]any{"devices": c.Devices, "missed": c.Missed, "db": c.DBAddr}}
+	auth := "password"
+	if c.LoginAddr != "" {
+		auth = "token"
+	}
+	rep := &report{Params: map[string]any{"devices": c.Devices, "missed": c.Missed, "db": c.DBAddr, "auth": auth}}
 	rep.Values = map[string]any{
 		"prepare_s":                       round(prepSecs, 2),
 		"fill_s":                          round(fillSecs, 2),
@@ -236,4 +254,40 @@ func stormConnect(ctx context.Context, c config, syncers []*syncer, mkOpts func(
 		}
 	}
 	return nil
+}
+
+// stormLogin gets every syncer an access token from msgrd's POST
+// /v1/login, Parallel at a time.
+func stormLogin(ctx context.Context, c config, syncers []*syncer) error {
+	hc := &http.Client{Timeout: time.Minute}
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(1, c.Parallel))
+	for _, s := range syncers {
+		g.Go(func() error {
+			body, _ := json.Marshal(map[string]string{"user": s.user, "password": c.Password, "device": s.device})
+			req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+c.LoginAddr+"/v1/login", bytes.NewReader(body))
+			if err != nil {
+				return err
+			}
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := hc.Do(req)
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			var out struct {
+				AccessToken string `json:"access_token"`
+			}
+			b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("login %s: HTTP %d %s", s.user, resp.StatusCode, bytes.TrimSpace(b))
+			}
+			if err := json.Unmarshal(b, &out); err != nil || out.AccessToken == "" {
+				return fmt.Errorf("login %s: no access token in %q", s.user, b)
+			}
+			s.token = out.AccessToken
+			return nil
+		})
+	}
+	return g.Wait()
 }
