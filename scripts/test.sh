@@ -56,6 +56,9 @@ fi
 # the seed corpora), when the whole suite runs. MSGR_FUZZTIME=0 skips it;
 # scripts/fuzz.sh runs longer or all targets (the broker's HTTP and config
 # targets too, whose instrumented build of SQLite takes minutes when cold).
-if [[ $# -eq 0 && ${MSGR_FUZZTIME:-3s} != 0 ]]; then
-	scripts/fuzz.sh "${MSGR_FUZZTIME:-3s}" ./protocol ./hooks/chat ./hooks/acl
+# The default is a number of inputs, not a duration: a time-boxed run can
+# end with "context deadline exceeded" before its baseline coverage pass
+# completes on a busy machine.
+if [[ $# -eq 0 && ${MSGR_FUZZTIME:-100000x} != 0 ]]; then
+	scripts/fuzz.sh "${MSGR_FUZZTIME:-100000x}" ./protocol ./hooks/chat ./hooks/acl
 fi

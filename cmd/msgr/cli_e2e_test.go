@@ -319,8 +319,11 @@ func TestCLIReceiptsPresenceSettings(t *testing.T) {
 		t.Fatalf("read printed %q", out)
 	}
 	expectLine(t, ctx, lines, `^\[`+conv+`\] ✓✓ read up to 1 by bob$`, true)
+	// Delivered is 2 only if one of bob's short-lived CLI runs acknowledged
+	// the sync page pushed to it before exiting (and the acknowledgement
+	// was flushed, every 200 ms); reading 1 guarantees at least 1.
 	out = c.ok("--user", "alice", "receipts", conv)
-	if !strings.HasPrefix(out, "USER") || !regexp.MustCompile(`(?m)^bob\s+2\s+1$`).MatchString(out) {
+	if !strings.HasPrefix(out, "USER") || !regexp.MustCompile(`(?m)^bob\s+[12]\s+1$`).MatchString(out) {
 		t.Fatalf("receipts:\n%s", out)
 	}
 	if out := c.ok("--user", "bob", "convs"); !regexp.MustCompile(`(?m)^` + conv + `\s+direct\s+2\s+1\s+alice\s`).MatchString(out) {
