@@ -215,45 +215,9 @@ func (s *Store) txKey(ctx context.Context, tx pgx.Tx, convID string, dbID int64)
 	return k, nil
 }
 
-// sealedMessage is a messages row as stored: Body is sealed under keyID,
-// or plaintext when keyID is 0.
-type sealedMessage struct {
-	storage.Message
-	keyID int64
-}
-
-// open returns msgs with their bodies decrypted. keys maps the key ids of
-// the conversation's existing data keys to their wrapped form; a body whose
-// key is gone was shredded and reads back as storage.ShreddedBody.
-func (s *Store) open(msgs []sealedMessage, keys map[int64]string) ([]storage.Message, error) {
-	out := make([]storage.Message, len(msgs))
-	for i, m := range msgs {
-		out[i] = m.Message
-		body, err := s.openBody(m, keys)
-		if err != nil {
-			return nil, err
-		}
-		out[i].Body = body
-	}
-	return out, nil
-}
-
-func (s *Store) openBody(m sealedMessage, keys map[int64]string) ([]byte, error) {
-	switch {
-	case s.sealer == nil && m.keyID == 0:
-		return m.Body, nil
-	case s.sealer == nil:
-		return nil, fmt.Errorf("message %s/%d: %w", m.ConvID, m.Seq, storage.ErrEncrypted)
-	case m.keyID == 0:
-		// Open encrypted every plaintext row; one now means a writer
-		// without a master key shares the database.
-		return nil, fmt.Errorf("message %s/%d is stored unencrypted (written by a node without a master key?): restart with the master key to encrypt it", m.ConvID, m.Seq)
-	}
-	wrapped, ok := keys[m.keyID]
-	if !ok {
-		return storage.ShreddedBody, nil
-	}
-	return s.sealer.Open(wrapped, storage.BodyRef{ConvID: m.ConvID, Seq: m.Seq, KeyID: m.keyID}, m.Body)
+// open returns msgs with their bodies decrypted (see seal.OpenRows).
+func (s *Store) open(msgs []seal.Row, keys map[int64]string) ([]storage.Message, error) {
+	return seal.OpenRows(s.sealer, msgs, keys)
 }
 
 // queueKeys queues the read of a conversation's data keys on b.
@@ -368,15 +332,15 @@ func (s *Store) RewrapDataKeys(ctx context.Context) (int, error) {
 }
 
 // missingKeyIDs lists the distinct key ids of msgs that are not already in keys.
-func missingKeyIDs(msgs []sealedMessage, keys map[int64]string) []int64 {
+func missingKeyIDs(msgs []seal.Row, keys map[int64]string) []int64 {
 	var ids []int64
 	seen := make(map[int64]bool)
 	for _, m := range msgs {
-		if m.keyID != 0 && !seen[m.keyID] {
-			if _, ok := keys[m.keyID]; !ok {
-				ids = append(ids, m.keyID)
+		if m.KeyID != 0 && !seen[m.KeyID] {
+			if _, ok := keys[m.KeyID]; !ok {
+				ids = append(ids, m.KeyID)
 			}
-			seen[m.keyID] = true
+			seen[m.KeyID] = true
 		}
 	}
 	return ids

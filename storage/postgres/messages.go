@@ -205,7 +205,7 @@ type appendState struct {
 	keyID   map[string]int64           // locked conversations' current data key ids (0: none)
 	active  map[[2]string]bool         // active (conversation, user) memberships
 	stored  map[msgKey]storage.Message // stored messages with the batch's keys
-	sealed  []sealedMessage            // the same, as stored, until openDuplicates
+	sealed  []seal.Row                 // the same, as stored, until openDuplicates
 }
 
 // queueAppendReads queues the lock and the reads for keys on b and returns
@@ -273,11 +273,11 @@ func queueAppendReads(b *pgx.Batch, keys []msgKey) *appendState {
 
 const messageColumns = "conv_id, seq, id, sender_id, sender_device, client_msg_id, kind, body, created_at, coalesce(key_id, 0)"
 
-func collectMessages(rows pgx.Rows) ([]sealedMessage, error) {
-	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (sealedMessage, error) {
-		var m sealedMessage
+func collectMessages(rows pgx.Rows) ([]seal.Row, error) {
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (seal.Row, error) {
+		var m seal.Row
 		err := row.Scan(&m.ConvID, &m.Seq, &m.ID, &m.SenderID, &m.SenderDevice,
-			&m.ClientMsgID, &m.Kind, &m.Body, &m.CreatedAt, &m.keyID)
+			&m.ClientMsgID, &m.Kind, &m.Body, &m.CreatedAt, &m.KeyID)
 		m.CreatedAt = m.CreatedAt.UTC()
 		return m, err
 	})
@@ -336,7 +336,7 @@ func (s *Store) MessagesBefore(ctx context.Context, convID string, before, from 
 // a sealer the conversation's data keys are read in the same round trip.
 func (s *Store) readMessages(ctx context.Context, convID, query string, args ...any) ([]storage.Message, error) {
 	keys := make(map[int64]string)
-	var sealed []sealedMessage
+	var sealed []seal.Row
 	if s.sealer == nil {
 		rows, err := s.pool.Query(ctx, query, args...)
 		if err != nil {

@@ -195,45 +195,9 @@ func (s *Store) txKey(ctx context.Context, tx *sql.Tx, convID string) (seal.Key,
 	return k, nil
 }
 
-// sealedMessage is a messages row as stored: Body is sealed under keyID,
-// or plaintext when keyID is 0.
-type sealedMessage struct {
-	storage.Message
-	keyID int64
-}
-
-// open returns msgs with their bodies decrypted. keys maps the key ids of
-// existing data keys to their wrapped form; a body whose key is gone was
-// shredded and reads back as storage.ShreddedBody.
-func (s *Store) open(msgs []sealedMessage, keys map[int64]string) ([]storage.Message, error) {
-	out := make([]storage.Message, len(msgs))
-	for i, m := range msgs {
-		out[i] = m.Message
-		body, err := s.openBody(m, keys)
-		if err != nil {
-			return nil, err
-		}
-		out[i].Body = body
-	}
-	return out, nil
-}
-
-func (s *Store) openBody(m sealedMessage, keys map[int64]string) ([]byte, error) {
-	switch {
-	case s.sealer == nil && m.keyID == 0:
-		return m.Body, nil
-	case s.sealer == nil:
-		return nil, fmt.Errorf("message %s/%d: %w", m.ConvID, m.Seq, storage.ErrEncrypted)
-	case m.keyID == 0:
-		// Open encrypted every plaintext row; one now means a writer
-		// without a master key shares the database file.
-		return nil, fmt.Errorf("message %s/%d is stored unencrypted (written by a process without a master key?): restart with the master key to encrypt it", m.ConvID, m.Seq)
-	}
-	wrapped, ok := keys[m.keyID]
-	if !ok {
-		return storage.ShreddedBody, nil
-	}
-	return s.sealer.Open(wrapped, storage.BodyRef{ConvID: m.ConvID, Seq: m.Seq, KeyID: m.keyID}, m.Body)
+// open returns msgs with their bodies decrypted (see seal.OpenRows).
+func (s *Store) open(msgs []seal.Row, keys map[int64]string) ([]storage.Message, error) {
+	return seal.OpenRows(s.sealer, msgs, keys)
 }
 
 // rowsQueryer is what *sql.DB and *sql.Tx have in common for queries.

@@ -110,11 +110,11 @@ func (s *Store) appendNote(ctx context.Context, tx *sql.Tx, convID string, note 
 	return w.write(ctx, note)
 }
 
-func scanMessage(sc interface{ Scan(...any) error }) (sealedMessage, error) {
-	var m sealedMessage
+func scanMessage(sc interface{ Scan(...any) error }) (seal.Row, error) {
+	var m seal.Row
 	var created int64
-	if err := sc.Scan(&m.ConvID, &m.Seq, &m.ID, &m.SenderID, &m.SenderDevice, &m.ClientMsgID, &m.Kind, &m.Body, &created, &m.keyID); err != nil {
-		return sealedMessage{}, err
+	if err := sc.Scan(&m.ConvID, &m.Seq, &m.ID, &m.SenderID, &m.SenderDevice, &m.ClientMsgID, &m.Kind, &m.Body, &created, &m.KeyID); err != nil {
+		return seal.Row{}, err
 	}
 	m.CreatedAt = fromMillis(created)
 	return m, nil
@@ -171,7 +171,7 @@ func (a *appender) add(ctx context.Context, m storage.NewMessage) (storage.Appen
 				return storage.AppendResult{}, err
 			}
 		}
-		msgs, err := a.s.open([]sealedMessage{prev}, keys)
+		msgs, err := a.s.open([]seal.Row{prev}, keys)
 		if err != nil {
 			return storage.AppendResult{}, err
 		}
@@ -272,7 +272,7 @@ func (s *Store) messages(ctx context.Context, convID, query string, args ...any)
 		return nil, err
 	}
 	defer rows.Close()
-	var sealed []sealedMessage
+	var sealed []seal.Row
 	for rows.Next() {
 		m, err := scanMessage(rows)
 		if err != nil {
