@@ -97,6 +97,7 @@ type Service struct {
 	presence *presence
 	typing   *rateLimiter
 	settings *settingsCache
+	directs  *directCache
 }
 
 // New starts a Service; Close stops its goroutines.
@@ -107,7 +108,7 @@ func New(store Store, pub Publisher, cfg Config) *Service {
 		cluster = cfg.Cluster
 		pub = routedPublisher{local: pub, cluster: cluster}
 	}
-	s := &Service{cfg: cfg, store: store, pub: pub, log: cfg.Logger}
+	s := &Service{cfg: cfg, store: store, pub: pub, log: cfg.Logger, directs: newDirectCache()}
 	s.fanout = newFanout(store, pub, cluster, cfg.FanoutWorkers, cfg.FanoutQueue, cfg.MemberCache, cfg.Now, cfg.Logger)
 	s.writer = newWriterShards(cfg.Writers, store, cfg.MaxBatch, s.stored)
 	s.presence = newPresence(store, pub, cluster, cfg.Now, cfg.Logger)
@@ -130,13 +131,12 @@ func (s *Service) Send(ctx context.Context, from Device, req protocol.Request) (
 	if err := s.validateSend(req); err != nil {
 		return protocol.Sent{}, err
 	}
-	convID := req.Conv
+	convID, cached := req.Conv, false
 	if req.To != "" {
-		conv, err := s.direct(ctx, from.User, req.To)
-		if err != nil {
+		var err error
+		if convID, cached, err = s.directID(ctx, from.User, req.To); err != nil {
 			return protocol.Sent{}, err
 		}
-		convID = conv.ID
 	}
 	body, kind := *req.Body, storage.MsgText
 	if body.Type == protocol.BodyMedia {
@@ -150,7 +150,7 @@ func (s *Service) Send(ctx context.Context, from Device, req protocol.Request) (
 	if err != nil {
 		return protocol.Sent{}, err
 	}
-	res, err := s.writer.append(ctx, storage.NewMessage{
+	msg := storage.NewMessage{
 		ConvID:       convID,
 		ID:           ulid.Make().String(),
 		SenderID:     from.User,
@@ -159,7 +159,18 @@ func (s *Service) Send(ctx context.Context, from Device, req protocol.Request) (
 		Kind:         kind,
 		Body:         encoded,
 		CreatedAt:    s.cfg.Now(),
-	})
+	}
+	res, err := s.writer.append(ctx, msg)
+	if err == nil && cached && errors.Is(res.Err, storage.ErrNotFound) {
+		// The cached direct conversation was deleted: look it up (or
+		// create it) again and retry once.
+		s.directs.forget(from.User, req.To)
+		if msg.ConvID, _, err = s.directID(ctx, from.User, req.To); err != nil {
+			return protocol.Sent{}, err
+		}
+		convID = msg.ConvID
+		res, err = s.writer.append(ctx, msg)
+	}
 	if err != nil {
 		return protocol.Sent{}, s.storeError("send", err)
 	}
