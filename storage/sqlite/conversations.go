@@ -240,21 +240,9 @@ func scanMember(sc interface{ Scan(...any) error }) (storage.Member, error) {
 
 // ActiveMembers lists the active members of a conversation ordered by UserID.
 func (s *Store) ActiveMembers(ctx context.Context, convID string) ([]storage.Member, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+memberColumns+` FROM members
+	out, err := queryAll(ctx, s.r, scanMember, `SELECT `+memberColumns+` FROM members
 		WHERE conv_id = ? AND until_seq = 0 ORDER BY user_id`, convID)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: active members of %q: %w", convID, err)
-	}
-	defer rows.Close()
-	var out []storage.Member
-	for rows.Next() {
-		m, err := scanMember(rows)
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: active members of %q: %w", convID, err)
-		}
-		out = append(out, m)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("sqlite: active members of %q: %w", convID, err)
 	}
 	return out, nil
@@ -361,24 +349,12 @@ func (s *Store) SetRole(ctx context.Context, convID, userID string, role storage
 // UserConversations lists the conversations the user is or was a member of,
 // newest activity (last message, else creation) first, then by id.
 func (s *Store) UserConversations(ctx context.Context, userID string, limit int) ([]storage.Conversation, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT c.id, c.kind, c.title, c.created_by, c.created_at, c.last_seq
+	out, err := queryAll(ctx, s.r, scanConv, `SELECT c.id, c.kind, c.title, c.created_by, c.created_at, c.last_seq
 		FROM members m JOIN conversations c ON c.id = m.conv_id
 		WHERE m.user_id = ?
 		ORDER BY c.last_at DESC, c.id
 		LIMIT ?`, userID, sqlLimit(limit))
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: conversations of %q: %w", userID, err)
-	}
-	defer rows.Close()
-	var out []storage.Conversation
-	for rows.Next() {
-		c, err := scanConv(rows)
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: conversations of %q: %w", userID, err)
-		}
-		out = append(out, c)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("sqlite: conversations of %q: %w", userID, err)
 	}
 	return out, nil

@@ -200,6 +200,24 @@ func (s *Store) open(msgs []seal.Row, keys map[int64]string) ([]storage.Message,
 	return seal.OpenRows(s.sealer, msgs, keys)
 }
 
+// queryAll runs query on q and returns every row, scanned by scan.
+func queryAll[T any](ctx context.Context, q rowsQueryer, scan func(interface{ Scan(...any) error }) (T, error), query string, args ...any) ([]T, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
 // rowsQueryer is what *sql.DB and *sql.Tx have in common for queries.
 type rowsQueryer interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)

@@ -118,23 +118,11 @@ func (s *Store) UnreferencedMedia(ctx context.Context, before time.Time, limit i
 	if limit <= 0 {
 		limit = -1 // SQLite: no limit
 	}
-	rows, err := s.r.QueryContext(ctx, `
+	out, err := queryAll(ctx, s.r, scanMedia, `
 		SELECT `+mediaColumns+` FROM media
 		WHERE created_at < ? AND NOT EXISTS (SELECT 1 FROM media_refs r WHERE r.media_id = media.id)
 		ORDER BY created_at, id LIMIT ?`, toMillis(before), limit)
 	if err != nil {
-		return nil, fmt.Errorf("unreferenced media: %w", err)
-	}
-	defer rows.Close()
-	var out []storage.Media
-	for rows.Next() {
-		m, err := scanMedia(rows)
-		if err != nil {
-			return nil, fmt.Errorf("unreferenced media: %w", err)
-		}
-		out = append(out, m)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("unreferenced media: %w", err)
 	}
 	return out, nil

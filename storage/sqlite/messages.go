@@ -267,20 +267,8 @@ func (s *Store) MessagesBefore(ctx context.Context, convID string, before, from 
 
 // messages runs a query for messages of convID and decrypts them.
 func (s *Store) messages(ctx context.Context, convID, query string, args ...any) ([]storage.Message, error) {
-	rows, err := s.r.QueryContext(ctx, query, args...)
+	sealed, err := queryAll(ctx, s.r, scanMessage, query, args...)
 	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var sealed []seal.Row
-	for rows.Next() {
-		m, err := scanMessage(rows)
-		if err != nil {
-			return nil, err
-		}
-		sealed = append(sealed, m)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, err
 	}
 	var keys map[int64]string

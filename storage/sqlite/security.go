@@ -156,20 +156,8 @@ func (s *Store) ListUsers(ctx context.Context, after string, limit int) ([]stora
 
 // ListConversations pages through conversations by id.
 func (s *Store) ListConversations(ctx context.Context, after string, limit int) ([]storage.Conversation, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+convColumns+` FROM conversations WHERE id > ? ORDER BY id LIMIT ?`, after, limit)
+	out, err := queryAll(ctx, s.r, scanConv, `SELECT `+convColumns+` FROM conversations WHERE id > ? ORDER BY id LIMIT ?`, after, limit)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: list conversations: %w", err)
-	}
-	defer rows.Close()
-	var out []storage.Conversation
-	for rows.Next() {
-		c, err := scanConv(rows)
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: list conversations: %w", err)
-		}
-		out = append(out, c)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("sqlite: list conversations: %w", err)
 	}
 	return out, nil
