@@ -16,18 +16,9 @@ type DeviceAcks struct {
 }
 
 // AckMany advances several devices' cursors (see Ack) in one store
-// transaction when the store can (storage.CursorBatches), else device by
-// device, and sends the receipts that result. A device whose acks are
+// transaction and sends the receipts that result. A device whose acks are
 // invalid is skipped and named in the error; the others are applied.
 func (s *Service) AckMany(ctx context.Context, acks []DeviceAcks) error {
-	batcher, ok := s.store.(storage.CursorBatches)
-	if !ok {
-		var errs []error
-		for _, a := range acks {
-			errs = append(errs, s.Ack(ctx, a.Device, a.Acks))
-		}
-		return errors.Join(errs...)
-	}
 	var errs []error
 	batch := make([]storage.DeviceCursors, 0, len(acks))
 	for _, a := range acks {
@@ -43,7 +34,7 @@ func (s *Service) AckMany(ctx context.Context, acks []DeviceAcks) error {
 	if len(batch) == 0 {
 		return errors.Join(errs...)
 	}
-	changes, err := batcher.AdvanceCursorsBatch(ctx, batch)
+	changes, err := s.store.AdvanceCursorsBatch(ctx, batch)
 	if err != nil {
 		// One device's failure must not cost the others their acks: fall
 		// back to a transaction per device.
@@ -53,9 +44,11 @@ func (s *Service) AckMany(ctx context.Context, acks []DeviceAcks) error {
 		}
 		return errors.Join(errs...)
 	}
+	// Every change is stored: the receipts can share their reads.
+	rb := s.newReceiptBatch()
 	for _, cs := range changes {
 		for _, c := range cs {
-			s.notifyReceipt(ctx, c.Receipt, c.Prev, false)
+			rb.notify(ctx, c.Receipt, c.Prev, false)
 		}
 	}
 	return errors.Join(errs...)
@@ -67,8 +60,9 @@ func (s *Service) ackUpdates(ctx context.Context, dev Device, updates []storage.
 	if err != nil {
 		return s.storeError("ack", err)
 	}
+	rb := s.newReceiptBatch()
 	for _, c := range changes {
-		s.notifyReceipt(ctx, c.Receipt, c.Prev, false)
+		rb.notify(ctx, c.Receipt, c.Prev, false)
 	}
 	return nil
 }

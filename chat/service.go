@@ -24,6 +24,7 @@ type Store interface {
 	storage.Conversations
 	storage.Messages
 	storage.Cursors
+	storage.CursorBatches
 	storage.Receipts
 }
 
