@@ -126,14 +126,52 @@ func (c *settingsCache) invalidate(user string) {
 // the subject's own devices. Receipts are best effort: the positions are
 // stored and the receipts command returns them, so failures are logged.
 func (s *Service) notifyReceipt(ctx context.Context, r storage.Receipt, prev int64, read bool) {
+	s.newReceiptBatch().notify(ctx, r, prev, read)
+}
+
+// receiptBatch sends the receipts of a batch of position changes that are
+// all stored already, reading each conversation's positions and each
+// range's senders from the store once for the whole batch. In a group every
+// member's device acknowledges the same messages in the same flush, so
+// without it each of N changes read all N members' positions and the same
+// senders again: N² rows per flush.
+type receiptBatch struct {
+	s         *Service
+	senders   map[senderRange][]string
+	positions map[string]convPositions
+}
+
+type senderRange struct {
+	conv       string
+	prev, upTo int64
+}
+
+// convPositions is a conversation's members' positions and who of them
+// shares read receipts.
+type convPositions struct {
+	all    []storage.Receipt
+	shares map[string]bool
+}
+
+func (s *Service) newReceiptBatch() *receiptBatch {
+	return &receiptBatch{s: s, senders: make(map[senderRange][]string), positions: make(map[string]convPositions)}
+}
+
+func (b *receiptBatch) notify(ctx context.Context, r storage.Receipt, prev int64, read bool) {
+	s := b.s
 	upTo := r.Delivered
 	if read {
 		upTo = r.Read
 	}
-	senders, err := s.store.Senders(ctx, r.ConvID, prev, upTo)
-	if err != nil {
-		s.log.Warn("receipt: list senders", "conv", r.ConvID, "error", err)
-		return
+	key := senderRange{r.ConvID, prev, upTo}
+	senders, ok := b.senders[key]
+	if !ok {
+		var err error
+		if senders, err = s.store.Senders(ctx, r.ConvID, prev, upTo); err != nil {
+			s.log.Warn("receipt: list senders", "conv", r.ConvID, "error", err)
+			return
+		}
+		b.senders[key] = senders
 	}
 	var recipients []string
 	for _, u := range senders {
@@ -144,16 +182,22 @@ func (s *Service) notifyReceipt(ctx context.Context, r storage.Receipt, prev int
 	if len(recipients) == 0 && !read {
 		return
 	}
-	all, err := s.store.Receipts(ctx, r.ConvID)
-	if err != nil {
-		s.log.Warn("receipt: read positions", "conv", r.ConvID, "error", err)
-		return
+	pos, ok := b.positions[r.ConvID]
+	if !ok {
+		all, err := s.store.Receipts(ctx, r.ConvID)
+		if err != nil {
+			s.log.Warn("receipt: read positions", "conv", r.ConvID, "error", err)
+			return
+		}
+		shares, err := s.readSharing(ctx, all)
+		if err != nil {
+			s.log.Warn("receipt: read settings", "conv", r.ConvID, "error", err)
+			return
+		}
+		pos = convPositions{all: all, shares: shares}
+		b.positions[r.ConvID] = pos
 	}
-	shares, err := s.readSharing(ctx, all)
-	if err != nil {
-		s.log.Warn("receipt: read settings", "conv", r.ConvID, "error", err)
-		return
-	}
+	all, shares := pos.all, pos.shares
 	for _, to := range recipients {
 		ev := protocol.Receipt{Conv: r.ConvID, User: r.UserID, Delivered: r.Delivered}
 		seeReads := shares[to] && shares[r.UserID]

@@ -20,8 +20,9 @@ func (s *Service) Ack(ctx context.Context, dev Device, acks []protocol.Cursor) e
 	if err != nil {
 		return s.storeError("ack", err)
 	}
+	rb := s.newReceiptBatch()
 	for _, c := range changes {
-		s.notifyReceipt(ctx, c.Receipt, c.Prev, false)
+		rb.notify(ctx, c.Receipt, c.Prev, false)
 	}
 	return nil
 }
