@@ -114,3 +114,34 @@ func roundTrip[T any](t *testing.T, data []byte) {
 		t.Fatalf("%T: %q then %q", v, enc, enc2)
 	}
 }
+
+// PeekMessage agrees with a full decode of every message event the
+// encoder produces, answers for all of them whose conversation id needs
+// no escaping, and never answers with an invalid position.
+func FuzzPeekMessage(f *testing.F) {
+	f.Add("01JDQ3Z4N7ZK8Y1X2W3V4T5S6R", int64(3), "hi", []byte(`{"v":1,"type":"message","msg":{"conv":"c","seq":3}}`))
+	f.Add(`c"d`, int64(1), "", []byte(`{"v":1,"type":"message","msg":{"conv":"c\"d","seq":3}}`))
+	f.Add("c", int64(-4), "x", []byte(`{"v":1,"type":"message","msg":{"conv":"c","seq":03}}`))
+	f.Add("", int64(0), "", []byte(`{"v":1,"type":"message","msg":{"conv":"","seq":4}}`))
+	f.Add("<&>", int64(1<<62), "", []byte(`{"v":1,"type":"sync"}`))
+	f.Fuzz(func(t *testing.T, conv string, seq int64, text string, raw []byte) {
+		if c, s, ok := protocol.PeekMessage(raw); ok && (c == "" || s <= 0) {
+			t.Fatalf("peeked conv %q seq %d from %q", c, s, raw)
+		}
+		body, _ := json.Marshal(protocol.Body{Type: protocol.BodyText, Text: text})
+		payload, err := json.Marshal(protocol.Event{V: protocol.Version, Type: protocol.EvMessage,
+			Msg: &protocol.Message{Conv: conv, Seq: seq, ID: "m", From: "a", TS: 1, Body: body}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, s, ok := protocol.PeekMessage(payload)
+		quoted, _ := json.Marshal(conv)
+		plain := conv != "" && string(quoted) == `"`+conv+`"`
+		switch {
+		case ok && (c != conv || s != seq):
+			t.Fatalf("peeked (%q, %d) from %s", c, s, payload)
+		case !ok && plain && seq > 0:
+			t.Fatalf("no answer for %s", payload)
+		}
+	})
+}

@@ -56,6 +56,24 @@ func DeviceTopic(user, device string) string {
 	return Namespace + "/u/" + user + "/d/" + device
 }
 
+// IsDeliveryTopic reports whether topic is user's inbox or device's own
+// topic: the same as comparing it with InboxTopic and DeviceTopic, without
+// building them (the broker asks for every PUBACK it reads).
+func IsDeliveryTopic(topic, user, device string) bool {
+	rest, ok := strings.CutPrefix(topic, Namespace+"/u/")
+	if !ok {
+		return false
+	}
+	if rest, ok = strings.CutPrefix(rest, user); !ok {
+		return false
+	}
+	if rest == "/in" {
+		return true
+	}
+	rest, ok = strings.CutPrefix(rest, "/d/")
+	return ok && rest == device
+}
+
 // CommandTopic is where a user's device publishes command op.
 func CommandTopic(user string, op Op) string {
 	return Namespace + "/u/" + user + "/cmd/" + string(op)

@@ -79,6 +79,31 @@ func TestParseClientID(t *testing.T) {
 	}
 }
 
+func TestIsDeliveryTopic(t *testing.T) {
+	tests := []struct {
+		topic string
+		want  bool
+	}{
+		{protocol.InboxTopic("alice"), true},
+		{protocol.DeviceTopic("alice", "phone"), true},
+		{protocol.DeviceTopic("alice", "tab"), false},
+		{protocol.DeviceTopic("alice", "phone") + "/x", false},
+		{protocol.InboxTopic("alicex"), false},
+		{protocol.InboxTopic("bob"), false},
+		{protocol.InboxTopic("alice") + "/", false},
+		{"msgr/u/alice", false},
+		{"msgr/u/alice/d/", false},
+		{"msgr/u/alice/cmd/send", false},
+		{"sensors/alice/in", false},
+		{"", false},
+	}
+	for _, tt := range tests {
+		if got := protocol.IsDeliveryTopic(tt.topic, "alice", "phone"); got != tt.want {
+			t.Errorf("IsDeliveryTopic(%q, alice, phone) = %v, want %v", tt.topic, got, tt.want)
+		}
+	}
+}
+
 func TestParseTopic(t *testing.T) {
 	tests := []struct {
 		topic string

@@ -40,7 +40,7 @@ func (h *Hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 	if !ok || out.FixedHeader.Type != packets.Publish {
 		return pk, nil
 	}
-	if out.TopicName != protocol.InboxTopic(user) && out.TopicName != protocol.DeviceTopic(user, device) {
+	if !protocol.IsDeliveryTopic(out.TopicName, user, device) {
 		return pk, nil
 	}
 	if acks := deliveredRanges(out.Payload); len(acks) > 0 {
@@ -53,6 +53,9 @@ func (h *Hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 // pushed sync page covers. A sync page's messages of one conversation are consecutive
 // and start right after the cursor it was built from.
 func deliveredRanges(payload []byte) []protocol.Cursor {
+	if conv, seq, ok := protocol.PeekMessage(payload); ok {
+		return []protocol.Cursor{{Conv: conv, From: seq - 1, Seq: seq}}
+	}
 	var ev struct {
 		Type protocol.EventType `json:"type"`
 		Req  string             `json:"req"`
