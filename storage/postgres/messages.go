@@ -5,24 +5,32 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/msgrhq/msgr/storage"
 	"github.com/msgrhq/msgr/storage/seal"
 )
 
-// AppendMessages stores a batch in one transaction: it locks the batch's
-// conversations, reads their last seqs, the senders' memberships and earlier
-// messages with the same idempotency keys, decides every item in Go and
-// writes the new messages with COPY. That costs four round trips (the reads
-// are pipelined with BEGIN) however large the batch: the last one advances
-// the conversations and raises the senders' receipts in one statement.
+// AppendMessages stores a batch in one transaction and, usually, two round
+// trips however large the batch:
+//
+//  1. Pipelined with BEGIN: lock the batch's conversations (reading their
+//     last seqs), lock the senders' active members rows, and read earlier
+//     messages with the same idempotency keys.
+//  2. Decide every item in Go and seal the new bodies; then, pipelined, insert
+//     the new messages, advance the conversations and raise the senders'
+//     receipts in one statement, and COMMIT.
+//
+// Batches of at least Store.copyMin new messages are written with COPY
+// instead of the INSERT (one more round trip, cheaper per row). Duplicates
+// of stored messages and conversations without a data key cost a round trip
+// each when they occur.
 //
 // The conversation locks make the decisions safe when several nodes append
 // to the same conversations: under READ COMMITTED each statement after the
@@ -30,7 +38,11 @@ import (
 // the locks were granted, and nothing can change those conversations'
 // members (membership changes lock the conversation too), messages or
 // last_seq until commit. Locking in id order keeps two batches from
-// deadlocking.
+// deadlocking; see queueAppendReads for the members rows.
+//
+// Nothing is committed unless every statement succeeded: a failed statement
+// makes PostgreSQL skip the rest of the pipeline, COMMIT included, and the
+// transaction is rolled back.
 func (s *Store) AppendMessages(ctx context.Context, batch []storage.NewMessage) ([]storage.AppendResult, error) {
 	results := make([]storage.AppendResult, len(batch))
 	var keys []msgKey
@@ -55,12 +67,26 @@ func (s *Store) AppendMessages(ctx context.Context, batch []storage.NewMessage) 
 		}
 	}
 
+	// The connection, not a pool transaction: the transaction ends with a
+	// COMMIT inside the last pipeline, which a pgx.Tx would not know about
+	// (its Rollback or Commit would cost another round trip).
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("append messages: %w", err)
+	}
+	defer conn.Release() // destroys the connection if it is still in a transaction
 	b := &pgx.Batch{}
 	b.BeginTx(pgx.TxOptions{})
 	st := queueAppendReads(b, keys)
-	br := s.pool.SendBatch(ctx, b)
+	br := conn.SendBatch(ctx, b)
 	tx := br.Tx()
-	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
+	defer func() {
+		// Still in the transaction: something failed before or in the
+		// final pipeline.
+		if conn.Conn().PgConn().TxStatus() != 'I' {
+			tx.Rollback(ctx) //nolint:errcheck // a failed rollback closes the connection
+		}
+	}()
 	if err := br.Close(); err != nil {
 		return nil, fmt.Errorf("append messages: %w", err)
 	}
@@ -69,7 +95,7 @@ func (s *Store) AppendMessages(ctx context.Context, batch []storage.NewMessage) 
 	}
 	sealKeys := make(map[string]seal.Key) // conversations' keys, resolved under the lock
 
-	var rows [][]any
+	var rows newRows
 	lastAt := make(map[string]time.Time) // conversations that got messages
 	// Newest stored seq per (conversation, sender): sending implies having
 	// read everything up to one's own message.
@@ -126,71 +152,132 @@ func (s *Store) AppendMessages(ctx context.Context, batch []storage.NewMessage) 
 			}
 			keyID = pgtype.Int8{Int64: k.ID, Valid: true}
 		}
-		rows = append(rows, []any{m.ConvID, m.Seq, m.ID, m.SenderID, m.SenderDevice, m.ClientMsgID, m.Kind, body, m.CreatedAt, keyID})
+		rows.add(m, body, keyID)
 	}
 
-	if len(rows) > 0 {
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"messages"}, messageColumnNames(), pgx.CopyFromRows(rows)); err != nil {
-			return nil, fmt.Errorf("append messages: copy: %w", err)
-		}
-		ids := make([]string, 0, len(lastAt))
-		seqs := make([]int64, 0, len(lastAt))
-		ats := make([]time.Time, 0, len(lastAt))
-		for id, at := range lastAt {
-			ids, seqs, ats = append(ids, id), append(seqs, st.lastSeq[id]), append(ats, at)
-		}
-		// Sorted by (conversation, user): the order every transaction
-		// locking several members rows takes them in (see appendFinishSQL).
-		keys := slices.SortedFunc(maps.Keys(sent), func(a, b [2]string) int {
-			return cmp.Or(strings.Compare(a[0], b[0]), strings.Compare(a[1], b[1]))
+	// The last pipeline. stages name its statements, done counts those that
+	// succeeded: an error is the first failed statement's.
+	b = &pgx.Batch{}
+	var stages []string
+	done := 0
+	queue := func(stage, sql string, args ...any) {
+		stages = append(stages, stage)
+		b.Queue(sql, args...).Exec(func(ct pgconn.CommandTag) error {
+			// PostgreSQL reports a failed transaction's COMMIT as ROLLBACK.
+			if sql == "COMMIT" && ct.String() != "COMMIT" {
+				return pgx.ErrTxCommitRollback
+			}
+			done++
+			return nil
 		})
-		sconvs := make([]string, len(keys))
-		susers := make([]string, len(keys))
-		sseqs := make([]int64, len(keys))
-		for i, k := range keys {
-			sconvs[i], susers[i], sseqs[i] = k[0], k[1], sent[k]
-		}
-		if _, err := tx.Exec(ctx, appendFinishSQL, ids, seqs, ats, sconvs, susers, sseqs); err != nil {
-			return nil, fmt.Errorf("append messages: advance conversations and senders: %w", err)
-		}
 	}
-	if err := tx.Commit(ctx); err != nil {
-		return nil, fmt.Errorf("append messages: commit: %w", err)
+	if rows.len() > 0 {
+		if rows.len() >= s.copyMin {
+			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"messages"}, messageColumnNames(), pgx.CopyFromRows(rows.copyRows())); err != nil {
+				return nil, fmt.Errorf("append messages: copy: %w", err)
+			}
+		} else {
+			queue("insert", insertMessagesSQL, rows.args()...)
+		}
+		queue("advance conversations and senders", appendFinishSQL, finishArgs(st, lastAt, sent)...)
+	}
+	queue("commit", "COMMIT")
+	if err := conn.SendBatch(ctx, b).Close(); err != nil {
+		return nil, fmt.Errorf("append messages: %s: %w", stages[min(done, len(stages)-1)], err)
 	}
 	return results, nil
 }
 
-// appendFinishSQL is the last statement of AppendMessages: it advances the
+// defaultCopyMin is the batch size (new messages) from which AppendMessages
+// writes with COPY instead of INSERT ... SELECT FROM unnest: COPY costs one
+// more round trip but less per row (measured: docs/BENCHMARKS.md, issue 7).
+const defaultCopyMin = 100
+
+// insertMessagesSQL inserts the new messages of a batch, one array per
+// column (see newRows.args).
+const insertMessagesSQL = `
+INSERT INTO messages (conv_id, seq, id, sender_id, sender_device, client_msg_id, kind, body, created_at, key_id)
+SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+	$8::bytea[], $9::timestamptz[], $10::bigint[])`
+
+// newRows are the new messages of a batch, column by column.
+type newRows struct {
+	convs, ids, senders, devices, cmids, kinds []string
+	seqs                                       []int64
+	bodies                                     [][]byte
+	ats                                        []time.Time
+	keyIDs                                     []pgtype.Int8
+}
+
+func (r *newRows) add(m storage.Message, body []byte, keyID pgtype.Int8) {
+	r.convs = append(r.convs, m.ConvID)
+	r.seqs = append(r.seqs, m.Seq)
+	r.ids = append(r.ids, m.ID)
+	r.senders = append(r.senders, m.SenderID)
+	r.devices = append(r.devices, m.SenderDevice)
+	r.cmids = append(r.cmids, m.ClientMsgID)
+	r.kinds = append(r.kinds, string(m.Kind))
+	r.bodies = append(r.bodies, body)
+	r.ats = append(r.ats, m.CreatedAt)
+	r.keyIDs = append(r.keyIDs, keyID)
+}
+
+func (r *newRows) len() int { return len(r.convs) }
+
+// args are insertMessagesSQL's arguments, in messageColumnNames order.
+func (r *newRows) args() []any {
+	return []any{r.convs, r.seqs, r.ids, r.senders, r.devices, r.cmids, r.kinds, r.bodies, r.ats, r.keyIDs}
+}
+
+// copyRows are the rows for COPY, in messageColumnNames order.
+func (r *newRows) copyRows() [][]any {
+	rows := make([][]any, r.len())
+	for i := range rows {
+		rows[i] = []any{r.convs[i], r.seqs[i], r.ids[i], r.senders[i], r.devices[i], r.cmids[i], r.kinds[i], r.bodies[i], r.ats[i], r.keyIDs[i]}
+	}
+	return rows
+}
+
+// finishArgs are appendFinishSQL's arguments: the conversations that got
+// messages with their new last seqs and times, and the newest seq per
+// (conversation, sender).
+func finishArgs(st *appendState, lastAt map[string]time.Time, sent map[[2]string]int64) []any {
+	ids := make([]string, 0, len(lastAt))
+	seqs := make([]int64, 0, len(lastAt))
+	ats := make([]time.Time, 0, len(lastAt))
+	for id, at := range lastAt {
+		ids, seqs, ats = append(ids, id), append(seqs, st.lastSeq[id]), append(ats, at)
+	}
+	sconvs := make([]string, 0, len(sent))
+	susers := make([]string, 0, len(sent))
+	sseqs := make([]int64, 0, len(sent))
+	for k, seq := range sent {
+		sconvs, susers, sseqs = append(sconvs, k[0]), append(susers, k[1]), append(sseqs, seq)
+	}
+	return []any{ids, seqs, ats, sconvs, susers, sseqs}
+}
+
+// appendFinishSQL is the statement after the insert: it advances the
 // conversations ($1 ids, $2 last seqs, $3 last times) and raises the
-// senders' Delivered and Read ($4 conversations, $5 users, $6 seqs) in one
-// round trip.
+// senders' Delivered and Read ($4 conversations, $5 users, $6 seqs).
 //
-// The batch holds its conversations' row locks, so no other append or
-// membership change touches these members rows; AdvanceCursors and MarkRead
-// do, without the conversation lock. AdvanceCursors locks one user's rows in
-// conversation order, so locking ours in (conversation, user) order cannot
-// deadlock with it: "locked" takes the row locks one by one in array order
-// (the nested loop follows the array) before the UPDATE writes them, whatever
-// join the planner picks for the UPDATE. Under READ COMMITTED the UPDATE then
-// finds the newest version of each row, so greatest() never lowers a
-// concurrent raise. The conversations CTE runs to completion although
-// nothing reads it.
+// Every row it writes is already locked by the transaction (the
+// conversations and the senders' members rows, by queueAppendReads), so it
+// waits for nobody and the order in which the planner's join visits the
+// rows does not matter. Under READ COMMITTED it reads each members row as
+// the last committed raise left it, before our lock was granted, so
+// greatest() never lowers a concurrent raise. The conversations CTE runs to
+// completion although nothing reads it.
 const appendFinishSQL = `
 WITH convs AS (
 	UPDATE conversations c SET last_seq = u.last_seq, last_at = greatest(c.last_at, u.last_at)
 	FROM unnest($1::text[], $2::bigint[], $3::timestamptz[]) AS u (id, last_seq, last_at)
 	WHERE c.id = u.id
-), locked AS (
-	SELECT k.conv_id, k.user_id, k.seq
-	FROM unnest($4::text[], $5::text[], $6::bigint[]) AS k (conv_id, user_id, seq)
-	CROSS JOIN LATERAL (
-		SELECT FROM members m WHERE m.conv_id = k.conv_id AND m.user_id = k.user_id
-		FOR NO KEY UPDATE) AS m
 )
 UPDATE members m
-SET delivered_seq = greatest(m.delivered_seq, l.seq), read_seq = greatest(m.read_seq, l.seq)
-FROM locked l
-WHERE m.conv_id = l.conv_id AND m.user_id = l.user_id`
+SET delivered_seq = greatest(m.delivered_seq, k.seq), read_seq = greatest(m.read_seq, k.seq)
+FROM unnest($4::text[], $5::text[], $6::bigint[]) AS k (conv_id, user_id, seq)
+WHERE m.conv_id = k.conv_id AND m.user_id = k.user_id`
 
 func messageColumnNames() []string {
 	return []string{"conv_id", "seq", "id", "sender_id", "sender_device", "client_msg_id", "kind", "body", "created_at", "key_id"}
@@ -208,7 +295,7 @@ type appendState struct {
 	sealed  []seal.Row                 // the same, as stored, until openDuplicates
 }
 
-// queueAppendReads queues the lock and the reads for keys on b and returns
+// queueAppendReads queues the locks and the reads for keys on b and returns
 // the state their results fill in. The reads are LATERAL joins so that each
 // key is one index probe whatever the statistics say: a hash join would
 // read whole tables, and a generic plan cached while the tables were small
@@ -243,12 +330,32 @@ func queueAppendReads(b *pgx.Batch, keys []msgKey) *appendState {
 			})
 			return err
 		})
+	// The senders' members rows are locked here, in (conversation, user)
+	// order, for appendFinishSQL to raise. AdvanceCursors and MarkRead lock
+	// members rows without the conversation lock: AdvanceCursors one user's
+	// rows in conversation order, AdvanceCursorsBatch in (conversation, user)
+	// order, MarkRead one row, so taking ours in (conversation, user) order
+	// cannot deadlock with them; the nested loop follows the array. Only
+	// active memberships are locked: nobody else sends for the others.
+	pairs := make([][2]string, len(keys))
+	for i, k := range keys {
+		pairs[i] = [2]string{k.conv, k.sender}
+	}
+	slices.SortFunc(pairs, func(a, b [2]string) int {
+		return cmp.Or(strings.Compare(a[0], b[0]), strings.Compare(a[1], b[1]))
+	})
+	pairs = slices.Compact(pairs)
+	pconvs := make([]string, len(pairs))
+	pusers := make([]string, len(pairs))
+	for i, p := range pairs {
+		pconvs[i], pusers[i] = p[0], p[1]
+	}
 	b.Queue(`SELECT k.conv_id, k.user_id FROM unnest($1::text[], $2::text[]) AS k (conv_id, user_id)
 		CROSS JOIN LATERAL (
 			SELECT FROM members m
 			WHERE m.conv_id = k.conv_id AND m.user_id = k.user_id AND m.until_seq IS NULL
-			LIMIT 1) AS m`,
-		convs, senders).
+			FOR NO KEY UPDATE) AS m`,
+		pconvs, pusers).
 		Query(func(rows pgx.Rows) error {
 			var conv, user string
 			_, err := pgx.ForEachRow(rows, []any{&conv, &user}, func() error {

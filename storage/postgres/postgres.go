@@ -44,10 +44,11 @@ const defaultConnectTimeout = 5 * time.Second
 
 // Store is a storage.Store backed by a PostgreSQL connection pool.
 type Store struct {
-	pool   *pgxpool.Pool
-	sealer storage.Sealer // nil: bodies stay plaintext
-	keys   *seal.KeyCache // conversations' current data keys
-	log    *slog.Logger
+	pool    *pgxpool.Pool
+	sealer  storage.Sealer // nil: bodies stay plaintext
+	keys    *seal.KeyCache // conversations' current data keys
+	log     *slog.Logger
+	copyMin int // AppendMessages writes batches of this many new messages with COPY
 }
 
 var _ storage.Store = (*Store)(nil)
@@ -88,7 +89,7 @@ func Open(ctx context.Context, databaseURL string, opts ...Option) (*Store, erro
 		return nil, fmt.Errorf("postgres: cannot reach %s:%d database %q: %w",
 			cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database, err)
 	}
-	s := &Store{pool: pool, keys: seal.NewKeyCache(0), log: slog.New(slog.DiscardHandler)}
+	s := &Store{pool: pool, keys: seal.NewKeyCache(0), log: slog.New(slog.DiscardHandler), copyMin: defaultCopyMin}
 	for _, o := range opts {
 		o(s)
 	}

@@ -1,0 +1,117 @@
+package postgres_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/msgrhq/msgr/storage"
+	"github.com/msgrhq/msgr/storage/postgres"
+	"github.com/msgrhq/msgr/storage/postgres/pgtest"
+	"github.com/msgrhq/msgr/storage/storetest"
+)
+
+// TestStoreCopyPath runs the conformance suite with every AppendMessages
+// batch written by COPY, the path larger batches take.
+func TestStoreCopyPath(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) storage.Store {
+		s := openStore(t, pgtest.FreshSchema(t))
+		postgres.SetCopyMin(s, 1)
+		return s
+	})
+}
+
+// TestAppendPipelineFailure makes each statement after the reads fail (a
+// trigger raises) and checks that AppendMessages reports the failed
+// statement, commits nothing of the batch, and leaves the store usable.
+func TestAppendPipelineFailure(t *testing.T) {
+	// Each trigger raises for the client message id 'boom' only.
+	stages := []struct {
+		name, stage, trigger string
+	}{
+		{"insert", "", `CREATE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql AS $$
+			BEGIN IF NEW.client_msg_id = 'boom' THEN RAISE EXCEPTION 'boom insert'; END IF; RETURN NEW; END $$;
+			CREATE TRIGGER boom BEFORE INSERT ON messages FOR EACH ROW EXECUTE FUNCTION boom()`},
+		{"finish", "advance conversations and senders", `CREATE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql AS $$
+			BEGIN IF EXISTS (SELECT FROM messages WHERE conv_id = NEW.conv_id AND client_msg_id = 'boom') THEN
+				RAISE EXCEPTION 'boom finish'; END IF; RETURN NEW; END $$;
+			CREATE TRIGGER boom BEFORE UPDATE ON members FOR EACH ROW EXECUTE FUNCTION boom()`},
+		{"commit", "commit", `CREATE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql AS $$
+			BEGIN IF NEW.client_msg_id = 'boom' THEN RAISE EXCEPTION 'boom commit'; END IF; RETURN NEW; END $$;
+			CREATE CONSTRAINT TRIGGER boom AFTER INSERT ON messages DEFERRABLE INITIALLY DEFERRED
+				FOR EACH ROW EXECUTE FUNCTION boom()`},
+	}
+	for _, path := range []struct {
+		name    string
+		copyMin int
+		insert  string // the stage name of the insert
+	}{{"insert", 1 << 30, "insert"}, {"copy", 1, "copy"}} {
+		for _, tc := range stages {
+			t.Run(path.name+"/"+tc.name, func(t *testing.T) {
+				u := pgtest.FreshSchema(t)
+				s := openStore(t, u)
+				postgres.SetCopyMin(s, path.copyMin)
+				ctx := context.Background()
+				setupGroup(t, s, "g", "alice", "bob")
+				setupGroup(t, s, "h", "bob", "alice")
+				res, err := s.AppendMessages(ctx, []storage.NewMessage{textMessage("g", "alice", "first")})
+				if err != nil || res[0].Err != nil {
+					t.Fatal(err, res[0].Err)
+				}
+				conn := connect(t, u)
+				if _, err := conn.Exec(ctx, tc.trigger); err != nil {
+					t.Fatal(err)
+				}
+				before := appendSnapshot(t, conn)
+
+				batch := []storage.NewMessage{
+					textMessage("h", "bob", "fine"),
+					textMessage("g", "alice", "ok"),
+					textMessage("g", "alice", "boom"),
+				}
+				_, err = s.AppendMessages(ctx, batch)
+				stage := tc.stage
+				if stage == "" {
+					stage = path.insert
+				}
+				if err == nil || !strings.Contains(err.Error(), "append messages: "+stage+": ") ||
+					!strings.Contains(err.Error(), "boom "+tc.name) {
+					t.Fatalf("AppendMessages error = %v, want the %s stage failing with boom %s", err, stage, tc.name)
+				}
+				if after := appendSnapshot(t, conn); after != before {
+					t.Errorf("a failed batch changed the store:\nbefore %s\nafter  %s", before, after)
+				}
+
+				// The same messages without the failing one go through, with
+				// the seqs the failed batch would have taken.
+				for range 3 { // more appends than a pool needs to reuse the connection
+					res, err = s.AppendMessages(ctx, batch[:2])
+					if err != nil {
+						t.Fatalf("append after a failed batch: %v", err)
+					}
+				}
+				if res[0].Message.Seq != 2 || res[1].Message.Seq != 3 || !res[1].Duplicate {
+					t.Errorf("after the failure: %+v", res)
+				}
+			})
+		}
+	}
+}
+
+// appendSnapshot describes what an append changes: the conversations'
+// last seqs and times, the messages and the members' receipts.
+func appendSnapshot(t *testing.T, conn *pgx.Conn) string {
+	t.Helper()
+	var snap string
+	err := conn.QueryRow(context.Background(), `SELECT
+		(SELECT string_agg(format('%s:%s:%s', id, last_seq, last_at), ' ' ORDER BY id) FROM conversations) || ' | ' ||
+		(SELECT string_agg(format('%s:%s', conv_id, seq), ' ' ORDER BY conv_id, seq) FROM messages) || ' | ' ||
+		(SELECT string_agg(format('%s/%s:%s:%s', conv_id, user_id, delivered_seq, read_seq), ' ' ORDER BY conv_id, user_id) FROM members)`).
+		Scan(&snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return snap
+}
