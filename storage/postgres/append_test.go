@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -13,14 +14,86 @@ import (
 	"github.com/msgrhq/msgr/storage/storetest"
 )
 
-// TestStoreCopyPath runs the conformance suite with every AppendMessages
-// batch written by COPY, the path larger batches take.
-func TestStoreCopyPath(t *testing.T) {
+// TestStoreOtherPaths runs the conformance suite with every AppendMessages
+// batch written by COPY (the path larger batches take) and every duplicate
+// found by the retry after a unique violation (TestStore's stores read
+// duplicates first for a while after meeting one).
+func TestStoreOtherPaths(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) storage.Store {
 		s := openStore(t, pgtest.FreshSchema(t))
 		postgres.SetCopyMin(s, 1)
+		postgres.SetDupProbeWindow(s, 0)
 		return s
 	})
+}
+
+// TestAppendDuplicateRetry checks a batch mixing new messages with
+// duplicates of stored ones on both write paths, with the duplicates found
+// by the retry (window 0) and by the read after an earlier duplicate: the
+// results and the stored history are the same.
+func TestAppendDuplicateRetry(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		copyMin int
+		window  time.Duration
+	}{
+		{"insert/retry", 1 << 30, 0},
+		{"copy/retry", 1, 0},
+		{"insert/read", 1 << 30, time.Hour},
+		{"copy/read", 1, time.Hour},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := openStore(t, pgtest.FreshSchema(t))
+			postgres.SetCopyMin(s, tc.copyMin)
+			postgres.SetDupProbeWindow(s, tc.window)
+			ctx := context.Background()
+			setupGroup(t, s, "g", "alice", "bob")
+			first := []storage.NewMessage{textMessage("g", "alice", "a1"), textMessage("g", "bob", "b1")}
+			if _, err := s.AppendMessages(ctx, first); err != nil {
+				t.Fatal(err)
+			}
+			for round := range 2 { // the second round's batch is all duplicates
+				batch := []storage.NewMessage{
+					textMessage("g", "alice", "a2"),
+					textMessage("g", "bob", "b1"),   // stored
+					textMessage("g", "alice", "a1"), // stored
+					textMessage("g", "bob", "b2"),
+				}
+				batch[1].ID = "retry-id"
+				res, err := s.AppendMessages(ctx, batch)
+				if err != nil {
+					t.Fatalf("round %d: %v", round, err)
+				}
+				wantSeq := []int64{4, 3, 2, 5}
+				wantDup := []bool{round == 1, true, true, round == 1}
+				for i, r := range res {
+					if r.Err != nil || r.Message.Seq != wantSeq[i] || r.Duplicate != wantDup[i] {
+						t.Errorf("round %d item %d: seq %d duplicate %v err %v, want seq %d duplicate %v",
+							round, i, r.Message.Seq, r.Duplicate, r.Err, wantSeq[i], wantDup[i])
+					}
+				}
+				if res[1].Message.ID != "id-bob-b1" || string(res[1].Message.Body) != string(first[1].Body) {
+					t.Errorf("round %d: duplicate returned %+v, want the stored message", round, res[1].Message)
+				}
+			}
+			msgs, err := s.MessagesAfter(ctx, "g", 0, 1<<62, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(msgs) != 5 || msgs[4].Seq != 5 {
+				t.Errorf("history has %d messages, want 5 with gapless seqs: %+v", len(msgs), msgs)
+			}
+			rs, err := s.Receipts(ctx, "g")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range rs { // alice sent seq 4, bob seq 5
+				if want := map[string]int64{"alice": 4, "bob": 5}[r.UserID]; r.Read != want || r.Delivered != want {
+					t.Errorf("receipt %+v, want delivered and read %d", r, want)
+				}
+			}
+		})
+	}
 }
 
 // TestAppendPipelineFailure makes each statement after the reads fail (a

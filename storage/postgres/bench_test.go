@@ -51,20 +51,45 @@ func BenchmarkAppendMessages(b *testing.B) {
 	}
 }
 
+// BenchmarkAppendWritePath compares AppendMessages' two ways of writing the
+// new messages (sealed): INSERT ... SELECT FROM unnest in the final pipeline
+// and COPY, one round trip more. defaultCopyMin is where COPY starts to win.
+func BenchmarkAppendWritePath(b *testing.B) {
+	for _, path := range []struct {
+		name    string
+		copyMin int
+	}{{"insert", 1 << 30}, {"copy", 1}} {
+		b.Run(path.name, func(b *testing.B) {
+			benchmarkAppend(b, []int{10, 100, 200, 500, 1000}, func(b *testing.B, u string) *postgres.Store {
+				s := openStore(b, u)
+				postgres.SetCopyMin(s, path.copyMin)
+				return s
+			})
+		})
+	}
+}
+
 func benchmarkAppendMessages(b *testing.B, sealed bool) {
-	for _, size := range []int{1, 10, 100, 500} {
+	benchmarkAppend(b, []int{1, 10, 100, 500}, func(b *testing.B, u string) *postgres.Store {
+		if sealed {
+			return openStore(b, u)
+		}
+		s, err := postgres.Open(context.Background(), u)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { s.Close() })
+		return s
+	})
+}
+
+// benchmarkAppend runs one sub-benchmark per batch size against a store
+// that open returns for a fresh schema.
+func benchmarkAppend(b *testing.B, sizes []int, open func(b *testing.B, databaseURL string) *postgres.Store) {
+	for _, size := range sizes {
 		b.Run(fmt.Sprintf("batch=%d", size), func(b *testing.B) {
 			u := pgtest.FreshSchema(b)
-			var s *postgres.Store
-			if sealed {
-				s = openStore(b, u)
-			} else {
-				var err error
-				if s, err = postgres.Open(context.Background(), u); err != nil {
-					b.Fatal(err)
-				}
-				b.Cleanup(func() { s.Close() })
-			}
+			s := open(b, u)
 			ctx := context.Background()
 			for i := range benchConversations {
 				setupGroup(b, s, fmt.Sprintf("bench-%04d", i), "alice", "bob")

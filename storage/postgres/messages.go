@@ -21,29 +21,61 @@ import (
 // trips however large the batch:
 //
 //  1. Pipelined with BEGIN: lock the batch's conversations (reading their
-//     last seqs), lock the senders' active members rows, and read earlier
-//     messages with the same idempotency keys.
+//     last seqs) and the senders' active members rows.
 //  2. Decide every item in Go and seal the new bodies; then, pipelined, insert
 //     the new messages, advance the conversations and raise the senders'
 //     receipts in one statement, and COMMIT.
 //
 // Batches of at least Store.copyMin new messages are written with COPY
-// instead of the INSERT (one more round trip, cheaper per row). Duplicates
-// of stored messages and conversations without a data key cost a round trip
-// each when they occur.
+// instead of the INSERT (one more round trip). Conversations without a data
+// key cost a round trip each when they occur.
+//
+// Duplicates of stored messages (a client retrying a send) are rare, so the
+// first attempt does not look for them: the unique key on (conversation,
+// sender, client message id) rejects the insert, nothing is committed, and
+// the batch is tried again with the stored messages read in step 1 (see
+// appendMessages). For dupProbeWindow after that, batches read them first,
+// so that a reconnect storm full of retries is not paid twice.
 //
 // The conversation locks make the decisions safe when several nodes append
 // to the same conversations: under READ COMMITTED each statement after the
 // lock takes a fresh snapshot, so the reads see everything committed before
 // the locks were granted, and nothing can change those conversations'
 // members (membership changes lock the conversation too), messages or
-// last_seq until commit. Locking in id order keeps two batches from
-// deadlocking; see queueAppendReads for the members rows.
+// last_seq until commit; a duplicate committed by another node before our
+// lock was granted is seen by the read or rejected by the unique key.
+// Locking in id order keeps two batches from deadlocking; see
+// queueAppendReads for the members rows.
 //
 // Nothing is committed unless every statement succeeded: a failed statement
 // makes PostgreSQL skip the rest of the pipeline, COMMIT included, and the
 // transaction is rolled back.
 func (s *Store) AppendMessages(ctx context.Context, batch []storage.NewMessage) ([]storage.AppendResult, error) {
+	probe := time.Now().UnixNano() < s.dupProbeUntil.Load()
+	results, err := s.appendMessages(ctx, batch, probe)
+	if !probe && isDuplicateKey(err) {
+		s.dupProbeUntil.Store(time.Now().Add(s.dupProbeWindow).UnixNano())
+		results, err = s.appendMessages(ctx, batch, true)
+	}
+	return results, err
+}
+
+// defaultDupProbeWindow is how long AppendMessages reads stored duplicates
+// up front after it met one.
+const defaultDupProbeWindow = 10 * time.Second
+
+// isDuplicateKey reports whether err is a violation of the messages'
+// idempotency key (the partitions' unique indexes are named after its
+// columns).
+func isDuplicateKey(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505" && strings.Contains(pgErr.ConstraintName, "client_msg_id")
+}
+
+// appendMessages is AppendMessages, with probe: whether to read stored
+// messages with the batch's idempotency keys first. Without, a duplicate of
+// a stored message fails the batch with a unique violation.
+func (s *Store) appendMessages(ctx context.Context, batch []storage.NewMessage, probe bool) ([]storage.AppendResult, error) {
 	results := make([]storage.AppendResult, len(batch))
 	var keys []msgKey
 	for i, nm := range batch {
@@ -77,7 +109,7 @@ func (s *Store) AppendMessages(ctx context.Context, batch []storage.NewMessage) 
 	defer conn.Release() // destroys the connection if it is still in a transaction
 	b := &pgx.Batch{}
 	b.BeginTx(pgx.TxOptions{})
-	st := queueAppendReads(b, keys)
+	st := queueAppendReads(b, keys, probe)
 	br := conn.SendBatch(ctx, b)
 	tx := br.Tx()
 	defer func() {
@@ -295,12 +327,13 @@ type appendState struct {
 	sealed  []seal.Row                 // the same, as stored, until openDuplicates
 }
 
-// queueAppendReads queues the locks and the reads for keys on b and returns
-// the state their results fill in. The reads are LATERAL joins so that each
+// queueAppendReads queues the locks and the reads for keys on b (the read
+// of stored duplicates only with probe) and returns the state their results
+// fill in. The reads are LATERAL joins so that each
 // key is one index probe whatever the statistics say: a hash join would
 // read whole tables, and a generic plan cached while the tables were small
 // would keep doing so.
-func queueAppendReads(b *pgx.Batch, keys []msgKey) *appendState {
+func queueAppendReads(b *pgx.Batch, keys []msgKey, probe bool) *appendState {
 	st := &appendState{
 		lastSeq: make(map[string]int64),
 		keyID:   make(map[string]int64),
@@ -364,6 +397,9 @@ func queueAppendReads(b *pgx.Batch, keys []msgKey) *appendState {
 			})
 			return err
 		})
+	if !probe {
+		return st
+	}
 	b.Queue(`SELECT d.* FROM unnest($1::text[], $2::text[], $3::text[]) AS k (conv_id, sender_id, client_msg_id)
 		CROSS JOIN LATERAL (
 			SELECT `+messageColumns+` FROM messages m

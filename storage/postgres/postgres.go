@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -49,6 +50,9 @@ type Store struct {
 	keys    *seal.KeyCache // conversations' current data keys
 	log     *slog.Logger
 	copyMin int // AppendMessages writes batches of this many new messages with COPY
+
+	dupProbeWindow time.Duration // see AppendMessages
+	dupProbeUntil  atomic.Int64  // Unix ns until which AppendMessages reads duplicates first
 }
 
 var _ storage.Store = (*Store)(nil)
@@ -89,7 +93,8 @@ func Open(ctx context.Context, databaseURL string, opts ...Option) (*Store, erro
 		return nil, fmt.Errorf("postgres: cannot reach %s:%d database %q: %w",
 			cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database, err)
 	}
-	s := &Store{pool: pool, keys: seal.NewKeyCache(0), log: slog.New(slog.DiscardHandler), copyMin: defaultCopyMin}
+	s := &Store{pool: pool, keys: seal.NewKeyCache(0), log: slog.New(slog.DiscardHandler),
+		copyMin: defaultCopyMin, dupProbeWindow: defaultDupProbeWindow}
 	for _, o := range opts {
 		o(s)
 	}
