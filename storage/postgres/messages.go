@@ -221,9 +221,12 @@ func (s *Store) appendMessages(ctx context.Context, batch []storage.NewMessage, 
 }
 
 // defaultCopyMin is the batch size (new messages) from which AppendMessages
-// writes with COPY instead of INSERT ... SELECT FROM unnest: COPY costs one
-// more round trip but less per row (measured: docs/BENCHMARKS.md, issue 7).
-const defaultCopyMin = 100
+// writes with COPY instead of INSERT ... SELECT FROM unnest. COPY costs one
+// round trip more and less per row: BenchmarkAppendWritePath has INSERT
+// ahead up to 200 messages, the two level at 500 and COPY 6-7% ahead at
+// 1,000 (docs/BENCHMARKS.md, issue 7). msgrd's batches (256 at most by
+// default) take the INSERT.
+const defaultCopyMin = 500
 
 // insertMessagesSQL inserts the new messages of a batch, one array per
 // column (see newRows.args).
