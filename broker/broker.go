@@ -76,7 +76,7 @@ func New(cfg Config, store storage.Store, log *slog.Logger) (*Broker, error) {
 	caps.MaximumSessionExpiryInterval = uint32(sessionExpiry / time.Second)
 	// PUBACKs must not echo a command's properties back to the sender.
 	caps.Compatibilities.NoInheritedPropertiesOnAck = true
-	srv := mqtt.New(&mqtt.Options{Capabilities: caps, Logger: log})
+	srv := mqtt.New(&mqtt.Options{Capabilities: caps, Logger: log, ClientNetReadBufferSize: readBufferSize})
 
 	pub := &publisher{srv: srv, cl: srv.NewClient(nil, "local", "msgr", true)}
 	inst, err := newInstruments(cfg, store, pub, log)

@@ -14,3 +14,10 @@ func storeWriters(cfg Config) int {
 	}
 	return 1
 }
+
+// readBufferSize is each connection's read buffer (mochi's default is
+// 2 KiB). Chat commands and acknowledgements are far smaller, and beyond
+// what is buffered a larger packet is read straight into its own buffer
+// whatever this is, so 512 bytes costs few extra system calls and saves
+// 1.5 KiB per connection, idle ones included (docs/BENCHMARKS.md, P3).
+const readBufferSize = 512
