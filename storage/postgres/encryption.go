@@ -184,7 +184,9 @@ func (s *Store) warmKeys(ctx context.Context, convs []string) error {
 // txKey returns the data key to seal convID's new messages with, given the
 // key id its conversations row holds (0 for none), read after the
 // transaction locked the row. A missing key is created. A created key is not
-// cached until a later transaction reads it back committed.
+// cached here, as its transaction may yet roll back: AppendMessages caches
+// the keys it created after its COMMIT, other callers leave them to be read
+// back.
 func (s *Store) txKey(ctx context.Context, tx pgx.Tx, convID string, dbID int64) (seal.Key, error) {
 	if dbID != 0 {
 		if k, ok := s.keys.Get(convID); ok && k.ID == dbID {

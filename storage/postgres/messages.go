@@ -217,15 +217,22 @@ func (s *Store) appendMessages(ctx context.Context, batch []storage.NewMessage, 
 	if err := conn.SendBatch(ctx, b).Close(); err != nil {
 		return nil, fmt.Errorf("append messages: %s: %w", stages[min(done, len(stages)-1)], err)
 	}
+	// Keys created by this transaction are committed now: cache them, so
+	// that the conversation's next append need not read them back.
+	for conv, k := range sealKeys {
+		if st.keyID[conv] == 0 {
+			s.keys.Put(conv, k)
+		}
+	}
 	return results, nil
 }
 
 // defaultCopyMin is the batch size (new messages) from which AppendMessages
 // writes with COPY instead of INSERT ... SELECT FROM unnest. COPY costs one
-// round trip more and less per row: BenchmarkAppendWritePath has INSERT
-// ahead up to 200 messages, the two level at 500 and COPY 6-7% ahead at
-// 1,000 (docs/BENCHMARKS.md, issue 7). msgrd's batches (256 at most by
-// default) take the INSERT.
+// round trip more and a little less per row: in BenchmarkAppendWritePath the
+// INSERT is ahead at 10 messages, the two are level within noise from 100 to
+// 500, and COPY is 6% ahead at 1,000 (docs/BENCHMARKS.md, issue 7). msgrd's
+// batches (256 at most by default) take the INSERT.
 const defaultCopyMin = 500
 
 // insertMessagesSQL inserts the new messages of a batch, one array per
