@@ -2,7 +2,9 @@ package postgres_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -187,4 +189,139 @@ func appendSnapshot(t *testing.T, conn *pgx.Conn) string {
 		t.Fatal(err)
 	}
 	return snap
+}
+
+// TestAppendLocksWithReceipts appends batches that span the same group
+// conversations from two nodes, in varying orders and from several
+// senders, while acknowledgement flushes (AdvanceCursorsBatch, several
+// users' rows in one transaction), AdvanceCursors and MarkRead raise the
+// same members rows. A lock-order mistake shows as a deadlock error
+// (40P01); at the end every conversation's seqs are gapless and every
+// sender's receipts are at least their newest message.
+func TestAppendLocksWithReceipts(t *testing.T) {
+	u := pgtest.FreshSchema(t)
+	nodes := []*postgres.Store{openStore(t, u), openStore(t, u)}
+	ctx := context.Background()
+	users := []string{"u0", "u1", "u2", "u3"}
+	convs := []string{"c0", "c1", "c2", "c3", "c4", "c5"}
+	for _, c := range convs {
+		setupGroup(t, nodes[0], c, users...)
+	}
+
+	const rounds = 25
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		newest = make(map[[2]string]int64) // (conversation, sender) -> newest seq
+		sent   = make(map[string]int)      // conversation -> messages stored
+	)
+	errc := make(chan error, 16)
+	for w := range 4 {
+		s := nodes[w%2]
+		wg.Go(func() {
+			for r := range rounds {
+				// Each worker walks the conversations from its own starting
+				// point and direction, with every sender in each batch.
+				var batch []storage.NewMessage
+				for i := range convs {
+					c := convs[(w*2+i)%len(convs)]
+					if w%2 == 1 {
+						c = convs[(len(convs)-1-i+w)%len(convs)]
+					}
+					for k, user := range users {
+						if (r+k+w)%2 == 0 {
+							batch = append(batch, textMessage(c, user, fmt.Sprintf("w%d-r%d", w, r)))
+						}
+					}
+				}
+				res, err := s.AppendMessages(ctx, batch)
+				if err != nil {
+					errc <- fmt.Errorf("append: %w", err)
+					return
+				}
+				mu.Lock()
+				for _, x := range res {
+					if x.Err != nil {
+						mu.Unlock()
+						errc <- x.Err
+						return
+					}
+					k := [2]string{x.Message.ConvID, x.Message.SenderID}
+					newest[k] = max(newest[k], x.Message.Seq)
+					sent[x.Message.ConvID]++
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	for n := range nodes {
+		s := nodes[n]
+		wg.Go(func() { // acknowledgement flushes: every user's devices at once
+			for range rounds {
+				var batch []storage.DeviceCursors
+				for _, user := range users {
+					var updates []storage.CursorUpdate
+					for _, c := range convs {
+						updates = append(updates, storage.CursorUpdate{ConvID: c, Seq: 1 << 40})
+					}
+					batch = append(batch, storage.DeviceCursors{UserID: user, DeviceID: fmt.Sprint("flush-", n), Updates: updates})
+				}
+				if _, err := s.AdvanceCursorsBatch(ctx, batch); err != nil {
+					errc <- fmt.Errorf("advance cursors batch: %w", err)
+					return
+				}
+			}
+		})
+		wg.Go(func() { // one device's acknowledgements and reads
+			user := users[n]
+			for range rounds {
+				var updates []storage.CursorUpdate
+				for _, c := range convs {
+					updates = append(updates, storage.CursorUpdate{ConvID: c, Seq: 1 << 40})
+				}
+				if _, err := s.AdvanceCursors(ctx, user, "phone", updates); err != nil {
+					errc <- fmt.Errorf("advance cursors: %w", err)
+					return
+				}
+				for _, c := range convs {
+					if _, _, err := s.MarkRead(ctx, user, c, 1<<40); err != nil {
+						errc <- fmt.Errorf("mark read: %w", err)
+						return
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		t.Error(err)
+	}
+	if t.Failed() {
+		return
+	}
+
+	for _, c := range convs {
+		msgs, err := nodes[1].MessagesAfter(ctx, c, 0, 1<<62, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := 1 + sent[c]; len(msgs) != want { // the creation note first
+			t.Errorf("%s has %d messages, want %d", c, len(msgs), want)
+		}
+		for i, m := range msgs {
+			if m.Seq != int64(i+1) {
+				t.Fatalf("%s: message %d has seq %d: not gapless", c, i, m.Seq)
+			}
+		}
+		rs, err := nodes[1].Receipts(ctx, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rs {
+			if want := newest[[2]string{c, r.UserID}]; r.Read < want || r.Delivered < want {
+				t.Errorf("%s: %s's receipt %+v is below their newest message %d", c, r.UserID, r, want)
+			}
+		}
+	}
 }
