@@ -59,6 +59,7 @@ type Identity struct {
 	User, Device string
 	Token        bool   // authenticated by access token
 	TokenID      string // the token's jti
+	TokenGen     int64  // the user's token generation, for tokens issued to this identity
 }
 
 // Authenticate checks c: bans, password or token, account state and
@@ -84,6 +85,11 @@ func (a *Authenticator) Authenticate(ctx context.Context, c Credentials) (Identi
 		}
 		if err != nil {
 			return Identity{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+		if claims.Gen < user.TokenGen {
+			// The password changed after the token was issued: whoever
+			// held the old password may hold the token too.
+			return Identity{}, fmt.Errorf("%w: token issued before the password changed", ErrBadCredentials)
 		}
 	} else {
 		var err error
@@ -116,6 +122,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, c Credentials) (Identi
 	if err := a.CheckAccount(ctx, user, id.Device, id.Token); err != nil {
 		return Identity{}, err
 	}
+	id.TokenGen = user.TokenGen
 	return id, nil
 }
 

@@ -18,7 +18,7 @@ func BenchmarkAuthenticateSecret(b *testing.B) {
 	ed, _ := NewEd25519Tokens(priv, opts)
 	hs, _ := NewHS256Tokens([]byte(strings.Repeat("k", 32)), opts)
 	for _, tk := range []*Tokens{ed, hs} {
-		tok, _, err := tk.Issue("alice", "phone")
+		tok, _, err := tk.Issue("alice", "phone", 0)
 		if err != nil {
 			b.Fatal(err)
 		}

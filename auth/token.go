@@ -36,10 +36,12 @@ type TokenOptions struct {
 	Now    func() time.Time
 }
 
-// Claims are an access token's claims: sub is the user, dev the device.
+// Claims are an access token's claims: sub is the user, dev the device,
+// gen the user's token generation when it was issued (storage.User.TokenGen).
 type Claims struct {
 	jwt.RegisteredClaims
 	Device string `json:"dev"`
+	Gen    int64  `json:"gen,omitempty"`
 }
 
 // Tokens issues and validates access tokens: JWTs signed with one key and
@@ -132,8 +134,9 @@ func (t *Tokens) Alg() string { return t.method.Alg() }
 // TTL is the lifetime of issued access tokens.
 func (t *Tokens) TTL() time.Duration { return t.opts.TTL }
 
-// Issue returns a signed access token for user's device.
-func (t *Tokens) Issue(user, device string) (string, Claims, error) {
+// Issue returns a signed access token for user's device, under the user's
+// current token generation gen.
+func (t *Tokens) Issue(user, device string, gen int64) (string, Claims, error) {
 	now := t.opts.Now().Truncate(time.Second)
 	jti := make([]byte, 16)
 	if _, err := rand.Read(jti); err != nil {
@@ -150,6 +153,7 @@ func (t *Tokens) Issue(user, device string) (string, Claims, error) {
 			ID:        base64.RawURLEncoding.EncodeToString(jti),
 		},
 		Device: device,
+		Gen:    gen,
 	}
 	s, err := jwt.NewWithClaims(t.method, c).SignedString(t.signKey)
 	if err != nil {

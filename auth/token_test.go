@@ -43,7 +43,7 @@ func TestTokenRoundTrip(t *testing.T) {
 	}
 	for _, tk := range []*Tokens{ed, hs} {
 		t.Run(tk.Alg(), func(t *testing.T) {
-			s, c, err := tk.Issue("alice", "phone")
+			s, c, err := tk.Issue("alice", "phone", 0)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -67,7 +67,7 @@ func TestTokenRefused(t *testing.T) {
 	opts := testOptions(&now)
 	tk, priv := newEd(t, opts)
 	other, _ := newEd(t, opts)
-	good, _, err := tk.Issue("alice", "phone")
+	good, _, err := tk.Issue("alice", "phone", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +85,7 @@ func TestTokenRefused(t *testing.T) {
 		}
 		return s
 	}
-	otherKey, _, _ := other.Issue("alice", "phone")
+	otherKey, _, _ := other.Issue("alice", "phone", 0)
 	parts := strings.Split(good, ".")
 	payload, _ := base64.RawURLEncoding.DecodeString(parts[1])
 	tampered := parts[0] + "." + base64.RawURLEncoding.EncodeToString([]byte(strings.Replace(string(payload), `"alice"`, `"mallory"`, 1))) + "." + parts[2]

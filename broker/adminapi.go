@@ -372,13 +372,16 @@ func (b *Broker) adminSetPassword(w http.ResponseWriter, r *http.Request) {
 		b.storeError(w, "user "+id, err)
 		return
 	}
-	// Whoever had the old password may hold refresh tokens: void them.
-	// Access tokens end within their TTL; revoke devices to end them now.
+	// Whoever had the old password may hold tokens and connections: the
+	// new password raised the user's token generation, which refuses the
+	// access tokens issued before; void the refresh tokens and disconnect
+	// the user everywhere, so that every device authenticates again.
 	if err := b.store.ClearRefreshTokens(r.Context(), id); err != nil {
 		b.storeError(w, "refresh tokens of "+id, err)
 		return
 	}
-	b.log.Info("admin API: password reset", "user", id)
+	n := b.kick(kickUser+id, packets.ErrAdministrativeAction)
+	b.log.Info("admin API: password reset", "user", id, "disconnected_here", n)
 	b.adminGetUser(w, r)
 }
 

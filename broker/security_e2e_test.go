@@ -114,7 +114,12 @@ func basic(user, password string) string {
 // login gets tokens for user's device with its "pw-USER" password.
 func (s *secure) login(user, device string) broker.TokenResponse {
 	s.t.Helper()
-	status, out := s.call("POST", "/v1/login", "", broker.LoginRequest{User: user, Password: "pw-" + user, Device: device})
+	return s.loginWith(user, "pw-"+user, device)
+}
+
+func (s *secure) loginWith(user, password, device string) broker.TokenResponse {
+	s.t.Helper()
+	status, out := s.call("POST", "/v1/login", "", broker.LoginRequest{User: user, Password: password, Device: device})
 	if status != http.StatusOK {
 		s.t.Fatalf("login %s/%s: %d %s", user, device, status, out)
 	}
@@ -578,11 +583,25 @@ func testAdminEndpoints(t *testing.T, s *secure, store string) {
 	s.admin("GET", "/admin/v1/users/nobody/devices", nil, 404)
 	s.admin("POST", "/admin/v1/users/alice/devices/nothing/revoke", nil, 404)
 
-	// Password reset: the old password and refresh tokens stop working.
+	// Password reset: the old password, the access and refresh tokens
+	// issued before stop working, and the user's connections are closed.
 	carolTokens := s.login("carol", "phone")
+	carolBefore := dialV3(t, s.Broker, "carol", "phone", carolTokens.AccessToken, v3Options{noSub: true})
 	s.admin("PUT", "/admin/v1/users/carol/password", broker.PasswordRequest{Password: "new-pw"}, 200)
+	waitClosed(t, carolBefore)
 	if status, out := s.call("POST", "/v1/token/refresh", "", broker.RefreshRequest{RefreshToken: carolTokens.RefreshToken}); status != 401 {
 		t.Errorf("refresh after a password reset: %d %s, want 401", status, out)
+	}
+	if c, err := tryDialV3(t, s.Broker, "carol", "phone", carolTokens.AccessToken, v3Options{noSub: true}); err == nil {
+		c.c.Disconnect(0)
+		t.Error("an access token issued before the reset still connects")
+	}
+	if status, out := s.call("GET", "/v1/devices", "Bearer "+carolTokens.AccessToken, nil); status != 401 {
+		t.Errorf("GET /v1/devices with a token issued before the reset: %d %s, want 401", status, out)
+	}
+	carolAfter := s.loginWith("carol", "new-pw", "phone")
+	if status, out := s.call("GET", "/v1/devices", "Bearer "+carolAfter.AccessToken, nil); status != 200 {
+		t.Errorf("GET /v1/devices with a token issued after the reset: %d %s, want 200", status, out)
 	}
 	s.admin("PUT", "/admin/v1/users/carol/password", broker.PasswordRequest{}, 400)
 	s.admin("PUT", "/admin/v1/users/nobody/password", broker.PasswordRequest{Password: "x"}, 404)

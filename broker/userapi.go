@@ -69,7 +69,7 @@ func (b *Broker) login(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()
-	_, err := b.sec.auth.Authenticate(ctx, msgrauth.Credentials{
+	id, err := b.sec.auth.Authenticate(ctx, msgrauth.Credentials{
 		User: req.User, Device: req.Device, Secret: req.Password, PasswordOnly: true,
 		IP: msgrauth.RemoteAddr(r.RemoteAddr),
 	})
@@ -86,13 +86,13 @@ func (b *Broker) login(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "unavailable", "cannot record the device")
 		return
 	}
-	b.issueTokens(ctx, w, req.User, req.Device)
+	b.issueTokens(ctx, w, req.User, req.Device, id.TokenGen)
 }
 
 // issueTokens answers with a new access token and, when configured, a new
 // refresh token replacing the device's previous one.
-func (b *Broker) issueTokens(ctx context.Context, w http.ResponseWriter, user, device string) {
-	resp, refreshHash, err := b.newTokens(user, device)
+func (b *Broker) issueTokens(ctx context.Context, w http.ResponseWriter, user, device string, gen int64) {
+	resp, refreshHash, err := b.newTokens(user, device, gen)
 	if err != nil {
 		b.log.Error("issue tokens", "error", err)
 		writeError(w, http.StatusInternalServerError, "internal", "cannot issue tokens")
@@ -108,8 +108,8 @@ func (b *Broker) issueTokens(ctx context.Context, w http.ResponseWriter, user, d
 	writeJSON(w, http.StatusOK, resp)
 }
 
-func (b *Broker) newTokens(user, device string) (TokenResponse, string, error) {
-	access, claims, err := b.sec.tokens.Issue(user, device)
+func (b *Broker) newTokens(user, device string, gen int64) (TokenResponse, string, error) {
+	access, claims, err := b.sec.tokens.Issue(user, device, gen)
 	if err != nil {
 		return TokenResponse{}, "", err
 	}
@@ -175,7 +175,7 @@ func (b *Broker) refresh(w http.ResponseWriter, r *http.Request) {
 		writeAuthError(w, err)
 		return
 	}
-	resp, newHash, err := b.newTokens(user, device)
+	resp, newHash, err := b.newTokens(user, device, u.TokenGen)
 	if err != nil || newHash == "" {
 		b.log.Error("refresh: issue tokens", "error", err)
 		writeError(w, http.StatusInternalServerError, "internal", "cannot issue tokens")

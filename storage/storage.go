@@ -56,6 +56,7 @@ type User struct {
 	LastSeen     time.Time // zero until the user's last device first disconnects
 	DisabledAt   time.Time // non-zero while an operator has disabled the account
 	DeletedAt    time.Time // non-zero once deleted; the id is never reused
+	TokenGen     int64     // raised by SetPassword: access tokens issued under an older one are refused
 }
 
 // Visibility says who may see a user's presence (online, last seen).
@@ -209,7 +210,8 @@ type Users interface {
 	CreateUser(ctx context.Context, u User) error
 	// GetUser returns the user or ErrNotFound.
 	GetUser(ctx context.Context, id string) (User, error)
-	// SetPassword replaces a user's password hash; ErrNotFound if absent.
+	// SetPassword replaces a user's password hash and raises its TokenGen;
+	// ErrNotFound if absent.
 	SetPassword(ctx context.Context, id, hash string) error
 	// SetSettings replaces a user's settings; ErrNotFound if absent.
 	SetSettings(ctx context.Context, id string, s Settings) error

@@ -118,6 +118,12 @@ func userCommand(ctx context.Context, args []string, stdin io.Reader, stdout, st
 			}
 			return err
 		}
+		// As the admin API's reset: access tokens issued before are
+		// refused from now on (SetPassword raised the generation), refresh
+		// tokens are void. Connected devices stay until they reconnect.
+		if err := store.ClearRefreshTokens(ctx, name); err != nil {
+			return err
+		}
 		fmt.Fprintf(stdout, "password of %s changed\n", name)
 		return nil
 	}

@@ -71,7 +71,7 @@ func connect(user, password string) packets.Packet {
 func TestConnectAuthenticate(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	tok, _, err := f.tokens.Issue("alice", "phone")
+	tok, _, err := f.tokens.Issue("alice", "phone", 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,7 +27,7 @@ func nullTime(t time.Time) *time.Time {
 	return &t
 }
 
-const userColumns = "id, password_hash, created_at, presence, read_receipts, last_seen, disabled_at, deleted_at"
+const userColumns = "id, password_hash, created_at, presence, read_receipts, last_seen, disabled_at, deleted_at, token_gen"
 
 // GetDevice returns one device or storage.ErrNotFound.
 func (s *Store) GetDevice(ctx context.Context, userID, deviceID string) (storage.Device, error) {
@@ -143,7 +143,7 @@ func (s *Store) ListUsers(ctx context.Context, after string, limit int) ([]stora
 		var u storage.User
 		var lastSeen, disabled, deleted *time.Time
 		err := row.Scan(&u.ID, &u.PasswordHash, &u.CreatedAt, &u.Settings.Presence, &u.Settings.ReadReceipts,
-			&lastSeen, &disabled, &deleted)
+			&lastSeen, &disabled, &deleted, &u.TokenGen)
 		u.CreatedAt = u.CreatedAt.UTC()
 		u.LastSeen, u.DisabledAt, u.DeletedAt = timeOrZero(lastSeen), timeOrZero(disabled), timeOrZero(deleted)
 		return u, err

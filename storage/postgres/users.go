@@ -39,8 +39,8 @@ func (s *Store) GetUser(ctx context.Context, id string) (storage.User, error) {
 	u := storage.User{ID: id}
 	var lastSeen, disabled, deleted *time.Time
 	err := s.pool.QueryRow(ctx, `
-		SELECT password_hash, created_at, presence, read_receipts, last_seen, disabled_at, deleted_at FROM users WHERE id = $1`, id).
-		Scan(&u.PasswordHash, &u.CreatedAt, &u.Settings.Presence, &u.Settings.ReadReceipts, &lastSeen, &disabled, &deleted)
+		SELECT password_hash, created_at, presence, read_receipts, last_seen, disabled_at, deleted_at, token_gen FROM users WHERE id = $1`, id).
+		Scan(&u.PasswordHash, &u.CreatedAt, &u.Settings.Presence, &u.Settings.ReadReceipts, &lastSeen, &disabled, &deleted, &u.TokenGen)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return storage.User{}, fmt.Errorf("user %q: %w", id, storage.ErrNotFound)
 	}
@@ -52,9 +52,10 @@ func (s *Store) GetUser(ctx context.Context, id string) (storage.User, error) {
 	return u, nil
 }
 
-// SetPassword replaces a user's password hash; storage.ErrNotFound if absent.
+// SetPassword replaces a user's password hash and raises its token
+// generation; storage.ErrNotFound if absent.
 func (s *Store) SetPassword(ctx context.Context, id, hash string) error {
-	if err := s.updateUser(ctx, "UPDATE users SET password_hash = $2 WHERE id = $1", id, hash); err != nil {
+	if err := s.updateUser(ctx, "UPDATE users SET password_hash = $2, token_gen = token_gen + 1 WHERE id = $1", id, hash); err != nil {
 		return fmt.Errorf("set password of %q: %w", id, err)
 	}
 	return nil

@@ -129,7 +129,7 @@ func (s *Store) DeleteUser(ctx context.Context, id string, t time.Time) error {
 
 // ListUsers pages through users by id.
 func (s *Store) ListUsers(ctx context.Context, after string, limit int) ([]storage.User, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT id, password_hash, created_at, presence, read_receipts, last_seen, disabled_at, deleted_at
+	rows, err := s.r.QueryContext(ctx, `SELECT id, password_hash, created_at, presence, read_receipts, last_seen, disabled_at, deleted_at, token_gen
 		FROM users WHERE id > ? ORDER BY id LIMIT ?`, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list users: %w", err)
@@ -141,7 +141,7 @@ func (s *Store) ListUsers(ctx context.Context, after string, limit int) ([]stora
 		var created int64
 		var lastSeen, disabled, deleted sql.NullInt64
 		if err := rows.Scan(&u.ID, &u.PasswordHash, &created, &u.Settings.Presence, &u.Settings.ReadReceipts,
-			&lastSeen, &disabled, &deleted); err != nil {
+			&lastSeen, &disabled, &deleted, &u.TokenGen); err != nil {
 			return nil, fmt.Errorf("sqlite: list users: %w", err)
 		}
 		u.CreatedAt = fromMillis(created)

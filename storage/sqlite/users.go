@@ -33,9 +33,9 @@ func (s *Store) GetUser(ctx context.Context, id string) (storage.User, error) {
 	u := storage.User{ID: id}
 	var created int64
 	var lastSeen, disabled, deleted sql.NullInt64
-	err := s.r.QueryRowContext(ctx, `SELECT password_hash, created_at, presence, read_receipts, last_seen, disabled_at, deleted_at
+	err := s.r.QueryRowContext(ctx, `SELECT password_hash, created_at, presence, read_receipts, last_seen, disabled_at, deleted_at, token_gen
 		FROM users WHERE id = ?`, id).
-		Scan(&u.PasswordHash, &created, &u.Settings.Presence, &u.Settings.ReadReceipts, &lastSeen, &disabled, &deleted)
+		Scan(&u.PasswordHash, &created, &u.Settings.Presence, &u.Settings.ReadReceipts, &lastSeen, &disabled, &deleted, &u.TokenGen)
 	if errors.Is(err, sql.ErrNoRows) {
 		return storage.User{}, fmt.Errorf("sqlite: get user %q: %w", id, storage.ErrNotFound)
 	}
@@ -47,9 +47,10 @@ func (s *Store) GetUser(ctx context.Context, id string) (storage.User, error) {
 	return u, nil
 }
 
-// SetPassword replaces a user's password hash; storage.ErrNotFound if absent.
+// SetPassword replaces a user's password hash and raises its token
+// generation; storage.ErrNotFound if absent.
 func (s *Store) SetPassword(ctx context.Context, id, hash string) error {
-	if err := s.updateUser(ctx, `UPDATE users SET password_hash = ? WHERE id = ?`, hash, id); err != nil {
+	if err := s.updateUser(ctx, `UPDATE users SET password_hash = ?, token_gen = token_gen + 1 WHERE id = ?`, hash, id); err != nil {
 		return fmt.Errorf("sqlite: set password %q: %w", id, err)
 	}
 	return nil

@@ -32,10 +32,27 @@ func testUsers(t *testing.T, open func(t *testing.T) storage.Store) {
 	})
 
 	t.Run("set password", func(t *testing.T) {
+		before, err := s.GetUser(ctx, "alice")
+		must(t, "GetUser", err)
 		must(t, "SetPassword", s.SetPassword(ctx, "alice", "new-hash"))
 		want := alice
 		want.PasswordHash = "new-hash"
 		checkUser(t, want)
+		// Every change raises the generation, so that access tokens issued
+		// before it are refused.
+		must(t, "SetPassword", s.SetPassword(ctx, "alice", "new-hash"))
+		after, err := s.GetUser(ctx, "alice")
+		must(t, "GetUser", err)
+		if after.TokenGen != before.TokenGen+2 {
+			t.Errorf("token generation %d after two password changes from %d, want %d", after.TokenGen, before.TokenGen, before.TokenGen+2)
+		}
+		users, err := s.ListUsers(ctx, "", 10)
+		must(t, "ListUsers", err)
+		for _, u := range users {
+			if u.ID == "alice" && u.TokenGen != after.TokenGen {
+				t.Errorf("ListUsers: alice's token generation %d, GetUser says %d", u.TokenGen, after.TokenGen)
+			}
+		}
 	})
 
 	errs := []struct {
