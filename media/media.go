@@ -190,10 +190,12 @@ func (s *Service) Upload(ctx context.Context, up Upload) (storage.Media, error) 
 	if err != nil {
 		return storage.Media{}, fmt.Errorf("media: encrypt: %w", err)
 	}
-	// What is stored (and sniffed) is the file without its JPEG metadata.
+	// What is stored (and sniffed) is the file without its JPEG or PNG
+	// metadata; each stripper passes other files through.
 	head := &headWriter{max: headKeep}
 	stored := &countingWriter{w: io.MultiWriter(enc, head)}
-	strip := newJPEGStripper(stored)
+	pngStrip := newPNGStripper(stored)
+	strip := newJPEGStripper(pngStrip)
 	received, err := io.Copy(strip, io.LimitReader(up.Body, s.cfg.MaxBytes+1))
 	if err != nil {
 		var mbe *http.MaxBytesError
@@ -206,6 +208,9 @@ func (s *Service) Upload(ctx context.Context, up Upload) (storage.Media, error) 
 		return storage.Media{}, fmt.Errorf("%w: the limit is %d bytes", ErrTooLarge, s.cfg.MaxBytes)
 	}
 	if err := strip.Close(); err != nil {
+		return storage.Media{}, fmt.Errorf("media: encrypt: %w", err)
+	}
+	if err := pngStrip.Close(); err != nil {
 		return storage.Media{}, fmt.Errorf("media: encrypt: %w", err)
 	}
 	size := stored.n

@@ -1,0 +1,4 @@
+package media
+
+// MetadataPNG is metadataPNG for the external tests.
+var MetadataPNG = metadataPNG
