@@ -13,23 +13,27 @@ import (
 // checked by the broker), subscribe to its two topics, wait for the SUBACK
 // and disconnect, for StepDur. Reported: completed cycles per second,
 // connect (dial to CONNACK) and cycle latency, failures, broker CPU per
-// cycle.
+// cycle. Each loop has devices of its own (loop j takes j, j+P, j+2P, ...),
+// so two connections of one device never overlap: the second would take
+// the first's session over and leave it waiting for a SUBACK that never
+// comes.
 func runChurn(ctx context.Context, c config, log io.Writer) (*report, error) {
 	mon := &monitor{brokerPID: c.BrokerPID, dbPID: c.DBPID}
 	var connectH, cycleH histogram
 	var ok, failed atomic.Int64
 	var firstErr atomic.Value
-	var next atomic.Int64
 	b0, db0, self0 := mon.broker(), mon.db(), mon.self()
 	start := time.Now()
 	deadline := start.Add(c.StepDur)
 	var wg sync.WaitGroup
-	for range c.Parallel {
+	loops := min(c.Parallel, c.Devices)
+	for j := range loops {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for time.Now().Before(deadline) && ctx.Err() == nil {
-				i := int(next.Add(1)-1) % c.Devices
+			for k := 0; time.Now().Before(deadline) && ctx.Err() == nil; k++ {
+				own := (c.Devices - j + loops - 1) / loops // devices j, j+loops, ... below Devices
+				i := j + (k%own)*loops
 				t := time.Now()
 				d, err := connectDevice(ctx, c, deviceOptions{user: fmt.Sprintf("%sb%d", c.Prefix, i), device: "churn", password: c.Password}, i)
 				if err != nil {
@@ -48,7 +52,7 @@ func runChurn(ctx context.Context, c config, log io.Writer) (*report, error) {
 	secs := time.Since(start).Seconds()
 	b1, db1, self1 := mon.broker(), mon.db(), mon.self()
 	n := ok.Load()
-	rep := &report{Params: map[string]any{"parallel": c.Parallel, "devices": c.Devices, "seconds": c.StepDur.Seconds(), "db": c.DBAddr}}
+	rep := &report{Params: map[string]any{"parallel": loops, "devices": c.Devices, "seconds": c.StepDur.Seconds(), "db": c.DBAddr}}
 	rep.Values = map[string]any{
 		"cycles":                  n,
 		"failed":                  failed.Load(),
