@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -32,17 +31,8 @@ func (nopPublisher) Notify(string, []byte) error  { return nil }
 
 func TestAckManyBatchAndFallback(t *testing.T) {
 	ctx := t.Context()
-	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "msgr.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := openStore(t, "alice", "bob", "carol")
 	now := time.Now()
-	for _, u := range []string{"alice", "bob", "carol"} {
-		if err := db.CreateUser(ctx, storage.User{ID: u, PasswordHash: "x", CreatedAt: now}); err != nil {
-			t.Fatal(err)
-		}
-	}
 	var convs []string
 	for _, u := range []string{"bob", "carol"} {
 		c, _, err := db.DirectConversation(ctx, "alice", u, ulid.Make().String(), now)
@@ -147,17 +137,8 @@ func (p *eventRecorder) receipts(topic string) []protocol.Receipt {
 // the range's senders once, and the sender still hears of every member.
 func TestAckManyGroupReadsOnce(t *testing.T) {
 	ctx := t.Context()
-	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "msgr.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
 	members := []string{"bob", "carol", "dave", "erin"}
-	for _, u := range append([]string{"alice"}, members...) {
-		if err := db.CreateUser(ctx, storage.User{ID: u, PasswordHash: "x", CreatedAt: time.Now()}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	db := openStore(t, append([]string{"alice"}, members...)...)
 	store := &countingStore{Store: db}
 	pub := &eventRecorder{}
 	s := New(store, pub, Config{})

@@ -1,13 +1,9 @@
 package chat
 
 import (
-	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/msgrhq/msgr/protocol"
-	"github.com/msgrhq/msgr/storage"
-	"github.com/msgrhq/msgr/storage/sqlite"
 )
 
 // TestSendToUserAfterConversationDeleted: sends addressed to a user reuse
@@ -15,16 +11,7 @@ import (
 // is replaced by a new one instead of failing.
 func TestSendToUserAfterConversationDeleted(t *testing.T) {
 	ctx := t.Context()
-	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "msgr.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	for _, u := range []string{"alice", "bob"} {
-		if err := db.CreateUser(ctx, storage.User{ID: u, PasswordHash: "x", CreatedAt: time.Now()}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	db := openStore(t, "alice", "bob")
 	s := New(db, nopPublisher{}, Config{})
 	t.Cleanup(s.Close)
 	alice := Device{User: "alice", Device: "phone"}

@@ -1,11 +1,30 @@
 package chat
 
 import (
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/msgrhq/msgr/storage"
+	"github.com/msgrhq/msgr/storage/sqlite"
 )
+
+// openStore opens a SQLite store in a temporary directory, closed when the
+// test ends, holding the given users.
+func openStore(t *testing.T, users ...string) *sqlite.Store {
+	t.Helper()
+	db, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "msgr.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	for _, u := range users {
+		if err := db.CreateUser(t.Context(), storage.User{ID: u, PasswordHash: "x", CreatedAt: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return db
+}
 
 func TestOthersPositions(t *testing.T) {
 	all := []storage.Receipt{

@@ -6,6 +6,7 @@ import (
 	"image"
 	"image/color"
 	"image/jpeg"
+	"io"
 	"testing"
 )
 
@@ -42,21 +43,26 @@ func metadataJPEG(t *testing.T) []byte {
 	return append(out, plain[2:]...)
 }
 
-func strip(t *testing.T, in []byte, chunk int) []byte {
+func strip(t testing.TB, in []byte, chunk int) []byte {
 	t.Helper()
 	var out bytes.Buffer
-	s := newJPEGStripper(&out)
+	writeInChunks(t, newJPEGStripper(&out), in, chunk)
+	return out.Bytes()
+}
+
+// writeInChunks writes in to w in writes of chunk bytes, then closes w.
+func writeInChunks(t testing.TB, w io.WriteCloser, in []byte, chunk int) {
+	t.Helper()
 	for len(in) > 0 {
 		n := min(chunk, len(in))
-		if _, err := s.Write(in[:n]); err != nil {
+		if _, err := w.Write(in[:n]); err != nil {
 			t.Fatal(err)
 		}
 		in = in[n:]
 	}
-	if err := s.Close(); err != nil {
+	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	return out.Bytes()
 }
 
 func TestJPEGStripper(t *testing.T) {

@@ -50,17 +50,7 @@ func metadataPNG(t testing.TB) []byte {
 func stripPNG(t testing.TB, in []byte, chunk int) []byte {
 	t.Helper()
 	var out bytes.Buffer
-	s := newPNGStripper(&out)
-	for len(in) > 0 {
-		n := min(chunk, len(in))
-		if _, err := s.Write(in[:n]); err != nil {
-			t.Fatal(err)
-		}
-		in = in[n:]
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
+	writeInChunks(t, newPNGStripper(&out), in, chunk)
 	return out.Bytes()
 }
 
