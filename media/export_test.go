@@ -1,4 +1,8 @@
 package media
 
-// MetadataPNG is metadataPNG for the external tests.
-var MetadataPNG = metadataPNG
+// MetadataPNG and MetadataWebP are metadataPNG and metadataWebP for the
+// external tests.
+var (
+	MetadataPNG  = metadataPNG
+	MetadataWebP = metadataWebP
+)

@@ -190,11 +190,12 @@ func (s *Service) Upload(ctx context.Context, up Upload) (storage.Media, error) 
 	if err != nil {
 		return storage.Media{}, fmt.Errorf("media: encrypt: %w", err)
 	}
-	// What is stored (and sniffed) is the file without its JPEG or PNG
-	// metadata; each stripper passes other files through.
+	// What is stored (and sniffed) is the file without its JPEG, PNG or
+	// WebP metadata; each stripper passes other files through.
 	head := &headWriter{max: headKeep}
 	stored := &countingWriter{w: io.MultiWriter(enc, head)}
-	pngStrip := newPNGStripper(stored)
+	webpStrip := newWebPStripper(stored)
+	pngStrip := newPNGStripper(webpStrip)
 	strip := newJPEGStripper(pngStrip)
 	received, err := io.Copy(strip, io.LimitReader(up.Body, s.cfg.MaxBytes+1))
 	if err != nil {
@@ -211,6 +212,9 @@ func (s *Service) Upload(ctx context.Context, up Upload) (storage.Media, error) 
 		return storage.Media{}, fmt.Errorf("media: encrypt: %w", err)
 	}
 	if err := pngStrip.Close(); err != nil {
+		return storage.Media{}, fmt.Errorf("media: encrypt: %w", err)
+	}
+	if err := webpStrip.Close(); err != nil {
 		return storage.Media{}, fmt.Errorf("media: encrypt: %w", err)
 	}
 	size := stored.n
