@@ -1,8 +1,9 @@
 package media
 
-// MetadataPNG and MetadataWebP are metadataPNG and metadataWebP for the
-// external tests.
+// MetadataPNG, MetadataGIF and MetadataWebP are metadataPNG, metadataGIF
+// and metadataWebP for the external tests.
 var (
 	MetadataPNG  = metadataPNG
+	MetadataGIF  = metadataGIF
 	MetadataWebP = metadataWebP
 )

@@ -190,13 +190,10 @@ func (s *Service) Upload(ctx context.Context, up Upload) (storage.Media, error) 
 	if err != nil {
 		return storage.Media{}, fmt.Errorf("media: encrypt: %w", err)
 	}
-	// What is stored (and sniffed) is the file without its JPEG, PNG or
-	// WebP metadata; each stripper passes other files through.
+	// What is stored (and sniffed) is the file without its image metadata.
 	head := &headWriter{max: headKeep}
 	stored := &countingWriter{w: io.MultiWriter(enc, head)}
-	webpStrip := newWebPStripper(stored)
-	pngStrip := newPNGStripper(webpStrip)
-	strip := newJPEGStripper(pngStrip)
+	strip := newMetadataStripper(stored)
 	received, err := io.Copy(strip, io.LimitReader(up.Body, s.cfg.MaxBytes+1))
 	if err != nil {
 		var mbe *http.MaxBytesError
@@ -209,12 +206,6 @@ func (s *Service) Upload(ctx context.Context, up Upload) (storage.Media, error) 
 		return storage.Media{}, fmt.Errorf("%w: the limit is %d bytes", ErrTooLarge, s.cfg.MaxBytes)
 	}
 	if err := strip.Close(); err != nil {
-		return storage.Media{}, fmt.Errorf("media: encrypt: %w", err)
-	}
-	if err := pngStrip.Close(); err != nil {
-		return storage.Media{}, fmt.Errorf("media: encrypt: %w", err)
-	}
-	if err := webpStrip.Close(); err != nil {
 		return storage.Media{}, fmt.Errorf("media: encrypt: %w", err)
 	}
 	size := stored.n

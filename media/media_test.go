@@ -314,6 +314,7 @@ func TestThumbnails(t *testing.T) {
 		{"small.png", "image/png", pngBytes(t, 20, 10), 20, 10},
 		{"metadata.png", "image/png", media.MetadataPNG(t), 40, 30},  // text, EXIF GPS, time: stripped
 		{"metadata.webp", "image/webp", media.MetadataWebP(t), 1, 1}, // EXIF GPS, XMP: stripped
+		{"metadata.gif", "image/gif", media.MetadataGIF(t), 20, 10},  // comments, XMP: stripped
 		{"anim.gif", "image/gif", gifBuf.Bytes(), 90, 300},
 		// A 1x1 lossless WebP (Go has no WebP encoder to make a bigger one).
 		{"tiny.webp", "image/webp", []byte("RIFF\x1a\x00\x00\x00WEBPVP8L\x0d\x00\x00\x00\x2f\x00\x00\x00\x10\x07\x10\x11\x11\x88\x88\xfe\x07\x00"), 1, 1},

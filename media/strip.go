@@ -1,0 +1,30 @@
+package media
+
+import "io"
+
+// metadataStripper removes the metadata of JPEG, PNG, GIF and WebP files
+// written through it (see each format's stripper); every stripper passes
+// the other formats through untouched.
+type metadataStripper struct {
+	chain []io.WriteCloser // the first is written to; each writes to the next
+}
+
+func newMetadataStripper(w io.Writer) *metadataStripper {
+	webp := newWebPStripper(w)
+	gif := newGIFStripper(webp)
+	png := newPNGStripper(gif)
+	jpeg := newJPEGStripper(png)
+	return &metadataStripper{chain: []io.WriteCloser{jpeg, png, gif, webp}}
+}
+
+func (s *metadataStripper) Write(p []byte) (int, error) { return s.chain[0].Write(p) }
+
+// Close flushes the strippers in order, each into the next.
+func (s *metadataStripper) Close() error {
+	for _, w := range s.chain {
+		if err := w.Close(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
