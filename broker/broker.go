@@ -174,7 +174,7 @@ const (
 
 // listen opens every configured listener and starts serving.
 func (b *Broker) listen() error {
-	tcp, err := net.Listen("tcp", b.cfg.MQTTAddr)
+	tcp, err := b.listenTCP(b.cfg.MQTTAddr)
 	if err != nil {
 		return fmt.Errorf("mqtt listener: %w", err)
 	}
@@ -184,7 +184,7 @@ func (b *Broker) listen() error {
 		return fmt.Errorf("mqtt listener: %w", err)
 	}
 	if b.cfg.WSAddr != "" {
-		ln, err := net.Listen("tcp", b.cfg.WSAddr)
+		ln, err := b.listenTCP(b.cfg.WSAddr)
 		if err != nil {
 			return fmt.Errorf("websocket listener: %w", err)
 		}
@@ -204,7 +204,7 @@ func (b *Broker) listen() error {
 		return fmt.Errorf("start mqtt server: %w", err)
 	}
 	if b.cfg.HTTPAddr != "" {
-		ln, err := net.Listen("tcp", b.cfg.HTTPAddr)
+		ln, err := b.listenTCP(b.cfg.HTTPAddr)
 		if err != nil {
 			return fmt.Errorf("http listener: %w", err)
 		}
@@ -222,6 +222,16 @@ func (b *Broker) listen() error {
 	}
 	b.log.Info("msgrd listening", "mqtt", b.mqttAddr, "mqtt_tls", b.tlsAddr, "ws", b.wsAddr, "http", b.httpAddr, "tls", b.tlsMQTT != nil)
 	return nil
+}
+
+// listenTCP listens on addr, reading PROXY headers from the configured
+// load balancers (before any TLS handshake: the header comes first).
+func (b *Broker) listenTCP(addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	return proxyListener(ln, b.cfg.proxies), nil
 }
 
 // MQTTAddr is the bound MQTT/TCP address.

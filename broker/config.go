@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -40,6 +41,8 @@ type Config struct {
 
 	Pprof bool // serve net/http/pprof under /debug/pprof/ on the HTTP listener
 
+	ProxyProtocolFrom string // load balancers that send a PROXY header first (proxyproto.go)
+
 	// Encryption at rest (see keys.go). MasterKey is MSGR_MASTER_KEY, which
 	// has no flag so that the key never shows in a process listing.
 	MasterKeyFile         string
@@ -51,7 +54,8 @@ type Config struct {
 	Limits  limits.Config
 	Metrics bool // serve /metrics on the HTTP listener
 
-	grants []acl.Rule
+	grants  []acl.Rule
+	proxies []netip.Prefix
 }
 
 // DefaultConfig returns the embedded single-node defaults.
@@ -92,6 +96,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxPayloadBytes, "max-payload-bytes", c.MaxPayloadBytes, "largest command payload in bytes (MSGR_MAX_PAYLOAD_BYTES)")
 	fs.IntVar(&c.MaxPacketBytes, "max-packet-bytes", c.MaxPacketBytes, "largest MQTT packet a client may send, on any topic (MSGR_MAX_PACKET_BYTES)")
 	fs.IntVar(&c.WritesPending, "writes-pending", c.WritesPending, "outbound packets queued per client before drops (MSGR_WRITES_PENDING)")
+	fs.StringVar(&c.ProxyProtocolFrom, "proxy-protocol-from", c.ProxyProtocolFrom, "comma-separated addresses or CIDR prefixes of load balancers whose connections start with a PROXY protocol v1/v2 header carrying the client's address; nobody else may send one (MSGR_PROXY_PROTOCOL_FROM)")
 	fs.BoolVar(&c.Pprof, "pprof", c.Pprof, "serve Go profiles under /debug/pprof/ on the HTTP listener, for benchmarking; never on a public address (MSGR_PPROF)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error (MSGR_LOG_LEVEL)")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "text or json (MSGR_LOG_FORMAT)")
@@ -165,6 +170,11 @@ func (c *Config) Validate() error {
 	positive("max-payload-bytes", c.MaxPayloadBytes, 16<<20)
 	positive("max-packet-bytes", c.MaxPacketBytes, 256<<20)
 	positive("writes-pending", c.WritesPending, 1<<16)
+	if proxies, err := parseProxyFrom(c.ProxyProtocolFrom); err != nil {
+		errs = append(errs, fmt.Errorf("proxy-protocol-from: %w", err))
+	} else {
+		c.proxies = proxies
+	}
 	if c.Pprof && c.HTTPAddr == "" {
 		errs = append(errs, errors.New("pprof: needs http-addr"))
 	}

@@ -55,6 +55,11 @@ func TestConfigValidate(t *testing.T) {
 			wantErr: []string{`log-level: "loud" is not debug, info, warn or error`}},
 		{name: "pprof without http", change: func(c *broker.Config) { c.Pprof, c.HTTPAddr = true, "" },
 			wantErr: []string{"pprof: needs http-addr"}},
+		{name: "proxy protocol sources", change: func(c *broker.Config) { c.ProxyProtocolFrom = "10.0.0.1, 10.1.0.0/16,::1" }},
+		{name: "proxy protocol bad source", change: func(c *broker.Config) { c.ProxyProtocolFrom = "10.0.0.1,lb.example" },
+			wantErr: []string{`proxy-protocol-from: "lb.example" is neither an address nor a CIDR prefix`}},
+		{name: "proxy protocol bad prefix", change: func(c *broker.Config) { c.ProxyProtocolFrom = "10.0.0.0/33" },
+			wantErr: []string{`proxy-protocol-from: "10.0.0.0/33"`}},
 		{name: "log format", change: func(c *broker.Config) { c.LogFormat = "xml" },
 			wantErr: []string{`log-format: "xml" is not text or json`}},
 

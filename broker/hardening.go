@@ -4,7 +4,6 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
-	"net"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
@@ -70,7 +69,7 @@ func (b *Broker) listenTLS() error {
 	if b.tlsMQTT == nil {
 		return nil
 	}
-	ln, err := net.Listen("tcp", b.cfg.TLS.MQTTAddr)
+	ln, err := b.listenTCP(b.cfg.TLS.MQTTAddr)
 	if err != nil {
 		return fmt.Errorf("mqtt tls listener: %w", err)
 	}
