@@ -9,12 +9,11 @@ import "io"
 // untouched. GIF records no total size, so blocks can simply be left out.
 // Anything that is not a GIF passes through unchanged.
 type gifStripper struct {
-	w     io.Writer
-	state int    // see the gif* states
-	held  []byte // bytes of a fixed-size part being read
-	need  int    // how many bytes the current state holds (gifHold) or copies (gifCopy)
-	next  int    // the state after a gifHold or gifCopy
-	keep  bool   // the current extension's sub-blocks are copied
+	stripOut      // held: bytes of a fixed-size part being read
+	state    int  // see the gif* states
+	need     int  // how many bytes the current state holds (gifHold) or copies (gifCopy)
+	next     int  // the state after a gifHold or gifCopy
+	keep     bool // the current extension's sub-blocks are copied
 }
 
 // States.
@@ -31,7 +30,7 @@ const (
 	gifPassing         // everything else copied
 )
 
-func newGIFStripper(w io.Writer) *gifStripper { return &gifStripper{w: w} }
+func newGIFStripper(w io.Writer) *gifStripper { return &gifStripper{stripOut: stripOut{w: w}} }
 
 func (s *gifStripper) Write(p []byte) (int, error) {
 	n := len(p)
@@ -183,20 +182,10 @@ func (s *gifStripper) emitThenTable(b []byte, flags byte, next int) error {
 	return nil
 }
 
-func (s *gifStripper) emit(b []byte) error {
-	_, err := s.w.Write(b)
-	return err
-}
-
 // pass switches to copying and writes out the held bytes.
 func (s *gifStripper) pass() error {
 	s.state = gifPassing
-	held := s.held
-	s.held = nil
-	if len(held) == 0 {
-		return nil
-	}
-	return s.emit(held)
+	return s.flushHeld()
 }
 
 // Close writes out what is still held of a file that ended early (not a

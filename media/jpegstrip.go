@@ -14,9 +14,8 @@ import (
 // are kept; the scan data is copied untouched, so the image is not
 // re-encoded. Anything that is not a JPEG passes through unchanged.
 type jpegStripper struct {
-	w     io.Writer
-	state int    // stripDeciding, stripMarkers or stripPassing
-	buf   []byte // bytes of the marker section not yet handled
+	stripOut     // held: bytes of the marker section not yet handled
+	state    int // stripDeciding, stripMarkers or stripPassing
 }
 
 const (
@@ -25,13 +24,13 @@ const (
 	stripPassing
 )
 
-func newJPEGStripper(w io.Writer) *jpegStripper { return &jpegStripper{w: w} }
+func newJPEGStripper(w io.Writer) *jpegStripper { return &jpegStripper{stripOut: stripOut{w: w}} }
 
 func (s *jpegStripper) Write(p []byte) (int, error) {
 	if s.state == stripPassing {
 		return s.w.Write(p)
 	}
-	s.buf = append(s.buf, p...)
+	s.held = append(s.held, p...)
 	if err := s.process(); err != nil {
 		return 0, err
 	}
@@ -47,67 +46,56 @@ func (s *jpegStripper) Close() error {
 // pass switches to copying and writes out the held bytes.
 func (s *jpegStripper) pass() error {
 	s.state = stripPassing
-	buf := s.buf
-	s.buf = nil
-	if len(buf) == 0 {
-		return nil
-	}
-	_, err := s.w.Write(buf)
-	return err
+	return s.flushHeld()
 }
 
-func (s *jpegStripper) emit(b []byte) error {
-	_, err := s.w.Write(b)
-	return err
-}
-
-// process handles every complete segment in buf.
+// process handles every complete segment in held.
 func (s *jpegStripper) process() error {
 	for {
 		switch s.state {
 		case stripPassing:
 			return nil
 		case stripDeciding:
-			if len(s.buf) < 3 {
+			if len(s.held) < 3 {
 				return nil
 			}
-			if s.buf[0] != 0xFF || s.buf[1] != 0xD8 || s.buf[2] != 0xFF {
+			if s.held[0] != 0xFF || s.held[1] != 0xD8 || s.held[2] != 0xFF {
 				return s.pass()
 			}
-			if err := s.emit(s.buf[:2]); err != nil {
+			if err := s.emit(s.held[:2]); err != nil {
 				return err
 			}
-			s.buf = s.buf[2:]
+			s.held = s.held[2:]
 			s.state = stripMarkers
 		case stripMarkers:
-			if len(s.buf) < 2 {
+			if len(s.held) < 2 {
 				return nil
 			}
-			if s.buf[0] != 0xFF {
+			if s.held[0] != 0xFF {
 				return s.pass() // not a marker: leave the rest alone
 			}
-			marker := s.buf[1]
+			marker := s.held[1]
 			switch {
 			case marker == 0xFF: // fill byte
-				s.buf = s.buf[1:]
+				s.held = s.held[1:]
 				continue
 			case marker == 0xDA, marker == 0xD9, marker == 0x01, marker >= 0xD0 && marker <= 0xD7:
 				// Start of scan (or a marker without a length): from here on
 				// it is image data.
 				return s.pass()
 			}
-			if len(s.buf) < 4 {
+			if len(s.held) < 4 {
 				return nil
 			}
-			segLen := int(binary.BigEndian.Uint16(s.buf[2:]))
+			segLen := int(binary.BigEndian.Uint16(s.held[2:]))
 			if segLen < 2 {
 				return s.pass()
 			}
-			if len(s.buf) < 2+segLen {
+			if len(s.held) < 2+segLen {
 				return nil // at most 64 KiB held
 			}
-			seg := s.buf[:2+segLen]
-			s.buf = s.buf[2+segLen:]
+			seg := s.held[:2+segLen]
+			s.held = s.held[2+segLen:]
 			switch {
 			case marker == 0xE1: // APP1: EXIF or XMP
 				body := seg[4:]

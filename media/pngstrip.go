@@ -23,9 +23,8 @@ const maxPNGExif = 64 << 10
 // chunks are never held whole, except an eXIf of at most 64 KiB. Anything
 // that is not a PNG passes through unchanged.
 type pngStripper struct {
-	w        io.Writer
+	stripOut        // held: the signature or chunk header being read
 	state    int    // pngDeciding, pngHeader, pngBody or pngPassing
-	held     []byte // the signature or chunk header being read
 	left     int64  // bytes of the current chunk's data and CRC still to come
 	keep     bool   // the current chunk is copied
 	last     bool   // the current chunk is IEND
@@ -40,7 +39,7 @@ const (
 	pngPassing
 )
 
-func newPNGStripper(w io.Writer) *pngStripper { return &pngStripper{w: w} }
+func newPNGStripper(w io.Writer) *pngStripper { return &pngStripper{stripOut: stripOut{w: w}} }
 
 // pngDropped are the chunk types removed.
 var pngDropped = map[string]bool{"tEXt": true, "zTXt": true, "iTXt": true, "eXIf": true, "tIME": true}
@@ -96,8 +95,7 @@ func (s *pngStripper) header() error {
 		}
 		s.held = s.held[:0]
 		s.state = pngHeader
-		_, err := s.w.Write(h)
-		return err
+		return s.emit(h)
 	}
 	length := binary.BigEndian.Uint32(h)
 	if length > 1<<31-1 {
@@ -112,7 +110,7 @@ func (s *pngStripper) header() error {
 	s.held = s.held[:0]
 	s.state = pngBody
 	if s.keep {
-		if _, err := s.w.Write(h); err != nil {
+		if err := s.emit(h); err != nil {
 			return err
 		}
 	}
@@ -124,7 +122,7 @@ func (s *pngStripper) header() error {
 func (s *pngStripper) endChunk() error {
 	if s.holdExif && len(s.exif) >= 4 {
 		if o := tiffOrientation(s.exif[:len(s.exif)-4]); o > 1 {
-			if _, err := s.w.Write(orientationChunk(o)); err != nil {
+			if err := s.emit(orientationChunk(o)); err != nil {
 				return err
 			}
 		}
@@ -141,13 +139,7 @@ func (s *pngStripper) endChunk() error {
 // pass switches to copying and writes out the held bytes.
 func (s *pngStripper) pass() error {
 	s.state = pngPassing
-	held := s.held
-	s.held = nil
-	if len(held) == 0 {
-		return nil
-	}
-	_, err := s.w.Write(held)
-	return err
+	return s.flushHeld()
 }
 
 // Close writes out what is still held: a file that ended inside its

@@ -9,6 +9,28 @@ type metadataStripper struct {
 	chain []io.WriteCloser // the first is written to; each writes to the next
 }
 
+// stripOut is what the format strippers share: the writer they pass the
+// file on to, and the bytes they hold while a decision waits for more.
+type stripOut struct {
+	w    io.Writer
+	held []byte
+}
+
+func (o *stripOut) emit(b []byte) error {
+	_, err := o.w.Write(b)
+	return err
+}
+
+// flushHeld writes out the held bytes and forgets them.
+func (o *stripOut) flushHeld() error {
+	held := o.held
+	o.held = nil
+	if len(held) == 0 {
+		return nil
+	}
+	return o.emit(held)
+}
+
 func newMetadataStripper(w io.Writer) *metadataStripper {
 	webp := newWebPStripper(w)
 	gif := newGIFStripper(webp)

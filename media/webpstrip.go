@@ -14,11 +14,10 @@ import (
 // every other chunk are copied untouched. Anything that is not a WebP
 // passes through unchanged.
 type webpStripper struct {
-	w     io.Writer
-	state int    // webpDeciding, webpHeader, webpBody or webpPassing
-	held  []byte // the RIFF header, a chunk header, or a held chunk body
-	left  int64  // bytes of the current chunk's payload (and pad) still to come
-	mode  int    // what happens to the current chunk's payload
+	stripOut       // held: the RIFF header, a chunk header, or a held chunk
+	state    int   // webpDeciding, webpHeader, webpBody or webpPassing
+	left     int64 // bytes of the current chunk's payload (and pad) still to come
+	mode     int   // what happens to the current chunk's payload
 }
 
 const (
@@ -38,7 +37,7 @@ const (
 // webpUnknown replaces the FourCC of an XMP chunk.
 const webpUnknown = "JUNK"
 
-func newWebPStripper(w io.Writer) *webpStripper { return &webpStripper{w: w} }
+func newWebPStripper(w io.Writer) *webpStripper { return &webpStripper{stripOut: stripOut{w: w}} }
 
 func (s *webpStripper) Write(p []byte) (int, error) {
 	n := len(p)
@@ -98,8 +97,7 @@ func (s *webpStripper) header() error {
 		}
 		s.held = nil
 		s.state = webpHeader
-		_, err := s.w.Write(h)
-		return err
+		return s.emit(h)
 	}
 	size := int64(binary.LittleEndian.Uint32(h[4:]))
 	s.left = size + size&1 // payloads are padded to an even length
@@ -118,7 +116,7 @@ func (s *webpStripper) header() error {
 	default:
 		s.mode = webpCopy
 	}
-	if _, err := s.w.Write(h); err != nil {
+	if err := s.emit(h); err != nil {
 		return err
 	}
 	return s.bodyDone()
@@ -157,7 +155,7 @@ func (s *webpStripper) endChunk() error {
 				copy(tiff, minimal)
 			}
 		}
-		if _, err := s.w.Write(c); err != nil {
+		if err := s.emit(c); err != nil {
 			return err
 		}
 	}
@@ -168,13 +166,7 @@ func (s *webpStripper) endChunk() error {
 // pass switches to copying and writes out the held bytes.
 func (s *webpStripper) pass() error {
 	s.state = webpPassing
-	held := s.held
-	s.held = nil
-	if len(held) == 0 {
-		return nil
-	}
-	_, err := s.w.Write(held)
-	return err
+	return s.flushHeld()
 }
 
 // Close writes out what is still held: a file that ended inside a header
