@@ -89,44 +89,16 @@ func benchPairs(b *testing.B, pairs int, databaseURL string, extra ...brokertest
 		senders[i] = &benchSender{user: from, conv: conv.ID, c: c}
 	}
 
-	work := make(chan struct{})
-	var wg sync.WaitGroup
-	for _, s := range senders {
-		wg.Go(func() { s.run(b, work) })
-	}
 	cpu0 := processCPU(b)
-	start := time.Now()
-	sent := 0
-	for b.Loop() {
-		work <- struct{}{}
-		sent++
-	}
-	close(work)
-	wg.Wait()
-	deadline := time.After(time.Minute)
-	for delivered.Load() < int64(sent) {
-		select {
-		case <-progress:
-		case <-deadline:
-			b.Fatalf("%d of %d messages delivered after a minute", delivered.Load(), sent)
-		}
-	}
-	elapsed := time.Since(start)
+	sent, elapsed := driveSenders(b, senders, &delivered, progress)
 	// CPU of this process (broker and clients; not PostgreSQL) per message:
 	// less sensitive than msgs/s to other load on a shared machine.
 	b.ReportMetric(float64((processCPU(b)-cpu0)/time.Microsecond)/float64(sent), "cpu-us/msg")
 
-	var lat []time.Duration
-	for _, s := range senders {
-		lat = append(lat, s.latencies...)
-	}
-	slices.Sort(lat)
-	ms := func(q float64) float64 {
-		return float64(lat[int(q*float64(len(lat)-1))]) / float64(time.Millisecond)
-	}
+	lat := sendLatencies(senders)
 	b.ReportMetric(float64(sent)/elapsed.Seconds(), "msgs/s")
-	b.ReportMetric(ms(0.50), "p50-ms")
-	b.ReportMetric(ms(0.99), "p99-ms")
+	b.ReportMetric(quantileMS(lat, 0.50), "p50-ms")
+	b.ReportMetric(quantileMS(lat, 0.99), "p99-ms")
 	if databaseURL != "" {
 		b.ReportMetric(messagesPerCommit(b, databaseURL), "msgs/commit")
 	}
@@ -150,11 +122,13 @@ func messagesPerCommit(b *testing.B, databaseURL string) float64 {
 }
 
 // benchSender sends one message per unit of work and records each
-// publish-to-PUBACK latency.
+// publish-to-PUBACK latency. With stamp, the text is the send time, so
+// that the receiver can measure delivery latency.
 type benchSender struct {
 	user      string
 	conv      string
 	c         paho.Client
+	stamp     bool
 	latencies []time.Duration
 }
 
@@ -163,13 +137,16 @@ func (s *benchSender) run(b *testing.B, work <-chan struct{}) {
 	n := 0
 	for range work {
 		n++
-		payload, err := json.Marshal(protocol.Request{V: protocol.Version, Conv: s.conv,
-			CMID: fmt.Sprintf("m%d", n), Body: text("Are we still on for lunch tomorrow? I can book the place near the office.")})
+		t0 := time.Now()
+		body := "Are we still on for lunch tomorrow? I can book the place near the office."
+		if s.stamp {
+			body = fmt.Sprintf("t=%d", t0.UnixNano())
+		}
+		payload, err := json.Marshal(protocol.Request{V: protocol.Version, Conv: s.conv, CMID: fmt.Sprintf("m%d", n), Body: text(body)})
 		if err != nil {
 			b.Error(err)
 			continue
 		}
-		t0 := time.Now()
 		tok := s.c.Publish(topic, 1, false, payload)
 		if !tok.WaitTimeout(waitFor) || tok.Error() != nil {
 			// Keep taking work so the benchmark loop does not block; the
@@ -179,6 +156,55 @@ func (s *benchSender) run(b *testing.B, work <-chan struct{}) {
 		}
 		s.latencies = append(s.latencies, time.Since(t0))
 	}
+}
+
+// driveSenders hands b's iterations to the senders as units of work and
+// waits until every message sent was delivered (delivered counts them,
+// progress signals each); it returns how many were sent and how long from
+// the first send to the last delivery.
+func driveSenders(b *testing.B, senders []*benchSender, delivered *atomic.Int64, progress <-chan struct{}) (int, time.Duration) {
+	b.Helper()
+	work := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, s := range senders {
+		wg.Go(func() { s.run(b, work) })
+	}
+	start := time.Now()
+	sent := 0
+	for b.Loop() {
+		work <- struct{}{}
+		sent++
+	}
+	close(work)
+	wg.Wait()
+	deadline := time.After(time.Minute)
+	for delivered.Load() < int64(sent) {
+		select {
+		case <-progress:
+		case <-deadline:
+			b.Fatalf("%d of %d messages delivered after a minute", delivered.Load(), sent)
+		}
+	}
+	return sent, time.Since(start)
+}
+
+// sendLatencies are all senders' publish-to-PUBACK latencies.
+func sendLatencies(senders []*benchSender) []time.Duration {
+	var lat []time.Duration
+	for _, s := range senders {
+		lat = append(lat, s.latencies...)
+	}
+	return lat
+}
+
+// quantileMS is the q quantile of ds in milliseconds (0 for none); it
+// sorts ds.
+func quantileMS(ds []time.Duration, q float64) float64 {
+	if len(ds) == 0 {
+		return 0
+	}
+	slices.Sort(ds)
+	return float64(ds[int(q*float64(len(ds)-1))]) / float64(time.Millisecond)
 }
 
 // dialBench connects user/dev (password "pw-USER") and subscribes to

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -66,7 +65,7 @@ func benchRoute(b *testing.B, route string, pairs int) {
 		deliver   []time.Duration
 	)
 	progress := make(chan struct{}, 1)
-	senders := make([]*routeSender, pairs)
+	senders := make([]*benchSender, pairs)
 	for i := range senders {
 		from, to := fmt.Sprintf("s%03d", i), fmt.Sprintf("r%03d", i)
 		users(b, sendNode, from, to)
@@ -97,36 +96,11 @@ func benchRoute(b *testing.B, route string, pairs int) {
 		}, protocol.InboxTopic(to))
 		c := dialBench(b, sendNode, from, func(paho.Client, paho.Message) {},
 			protocol.InboxTopic(from), protocol.DeviceTopic(from, "dev"))
-		senders[i] = &routeSender{user: from, conv: conv.ID, c: c}
+		senders[i] = &benchSender{user: from, conv: conv.ID, c: c, stamp: true}
 	}
 
-	work := make(chan struct{})
-	var wg sync.WaitGroup
-	for _, s := range senders {
-		wg.Go(func() { s.run(b, work) })
-	}
-	start := time.Now()
-	sent := 0
-	for b.Loop() {
-		work <- struct{}{}
-		sent++
-	}
-	close(work)
-	wg.Wait()
-	deadline := time.After(time.Minute)
-	for delivered.Load() < int64(sent) {
-		select {
-		case <-progress:
-		case <-deadline:
-			b.Fatalf("%d of %d messages delivered after a minute", delivered.Load(), sent)
-		}
-	}
-	elapsed := time.Since(start)
-
-	var acks []time.Duration
-	for _, s := range senders {
-		acks = append(acks, s.latencies...)
-	}
+	sent, elapsed := driveSenders(b, senders, &delivered, progress)
+	acks := sendLatencies(senders)
 	mu.Lock()
 	defer mu.Unlock()
 	b.ReportMetric(float64(sent)/elapsed.Seconds(), "msgs/s")
@@ -134,42 +108,4 @@ func benchRoute(b *testing.B, route string, pairs int) {
 	b.ReportMetric(quantileMS(acks, 0.99), "ack-p99-ms")
 	b.ReportMetric(quantileMS(deliver, 0.50), "deliver-p50-ms")
 	b.ReportMetric(quantileMS(deliver, 0.99), "deliver-p99-ms")
-}
-
-func quantileMS(ds []time.Duration, q float64) float64 {
-	if len(ds) == 0 {
-		return 0
-	}
-	slices.Sort(ds)
-	return float64(ds[int(q*float64(len(ds)-1))]) / float64(time.Millisecond)
-}
-
-// routeSender is benchSender with the send time in the text, so that the
-// receiver can measure delivery latency.
-type routeSender struct {
-	user      string
-	conv      string
-	c         paho.Client
-	latencies []time.Duration
-}
-
-func (s *routeSender) run(b *testing.B, work <-chan struct{}) {
-	topic := protocol.CommandTopic(s.user, protocol.OpSend)
-	n := 0
-	for range work {
-		n++
-		t0 := time.Now()
-		payload, err := json.Marshal(protocol.Request{V: protocol.Version, Conv: s.conv,
-			CMID: fmt.Sprintf("m%d", n), Body: text(fmt.Sprintf("t=%d", t0.UnixNano()))})
-		if err != nil {
-			b.Error(err)
-			continue
-		}
-		tok := s.c.Publish(topic, 1, false, payload)
-		if !tok.WaitTimeout(waitFor) || tok.Error() != nil {
-			b.Errorf("%s: no PUBACK for message %d: %v", s.user, n, tok.Error())
-			continue
-		}
-		s.latencies = append(s.latencies, time.Since(t0))
-	}
 }
