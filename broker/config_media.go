@@ -20,6 +20,7 @@ type MediaConfig struct {
 	S3SecretKey string
 	S3TLS       bool
 	MaxBytes    int64         // largest upload
+	DailyBytes  int64         // bytes a user may upload per UTC day; 0: no quota
 	MaxPixels   int64         // largest image area thumbnailed
 	GCAfter     time.Duration // unsent uploads are deleted after this
 	GCInterval  time.Duration // how often the collector runs
@@ -29,6 +30,7 @@ func defaultMediaConfig() MediaConfig {
 	return MediaConfig{
 		S3Bucket:   "msgr-media",
 		MaxBytes:   25 << 20,
+		DailyBytes: 1 << 30,
 		MaxPixels:  40_000_000,
 		GCAfter:    24 * time.Hour,
 		GCInterval: time.Hour,
@@ -43,6 +45,7 @@ func (m *MediaConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&m.S3SecretKey, "s3-secret-key", m.S3SecretKey, "S3 secret key; prefer the environment variable (MSGR_S3_SECRET_KEY)")
 	fs.BoolVar(&m.S3TLS, "s3-tls", m.S3TLS, "use HTTPS to reach the S3 endpoint (MSGR_S3_TLS)")
 	fs.Int64Var(&m.MaxBytes, "media-max-bytes", m.MaxBytes, "largest media upload in bytes (MSGR_MEDIA_MAX_BYTES)")
+	fs.Int64Var(&m.DailyBytes, "media-daily-bytes", m.DailyBytes, "bytes each user may upload per UTC day, 0 for no quota (MSGR_MEDIA_DAILY_BYTES)")
 	fs.Int64Var(&m.MaxPixels, "media-max-pixels", m.MaxPixels, "largest image area in pixels that gets a thumbnail; larger images are refused (MSGR_MEDIA_MAX_PIXELS)")
 	fs.DurationVar(&m.GCAfter, "media-gc-after", m.GCAfter, "delete uploads no message references after this long (MSGR_MEDIA_GC_AFTER)")
 	fs.DurationVar(&m.GCInterval, "media-gc-interval", m.GCInterval, "how often to look for such uploads (MSGR_MEDIA_GC_INTERVAL)")
@@ -62,6 +65,9 @@ func (m *MediaConfig) validate(dataDir string) []error {
 	}
 	if m.MaxBytes < 1 || m.MaxBytes > 4<<30 {
 		errs = append(errs, fmt.Errorf("media-max-bytes: %d is outside 1..%d", m.MaxBytes, int64(4<<30)))
+	}
+	if m.DailyBytes != 0 && m.DailyBytes < m.MaxBytes {
+		errs = append(errs, fmt.Errorf("media-daily-bytes: %d is below media-max-bytes (%d); 0 turns the quota off", m.DailyBytes, m.MaxBytes))
 	}
 	if m.MaxPixels < 1 || m.MaxPixels > 1_000_000_000 {
 		errs = append(errs, fmt.Errorf("media-max-pixels: %d is outside 1..1000000000", m.MaxPixels))

@@ -41,6 +41,7 @@ func newMediaService(cfg Config, store storage.Store, log *slog.Logger) (*media.
 	}
 	return media.New(store, blobs, media.KeyringKeys(ring), media.Config{
 		MaxBytes:   cfg.Media.MaxBytes,
+		DailyBytes: cfg.Media.DailyBytes,
 		MaxPixels:  cfg.Media.MaxPixels,
 		GCAfter:    cfg.Media.GCAfter,
 		GCInterval: cfg.Media.GCInterval,
@@ -159,6 +160,8 @@ func (b *Broker) mediaStatus(err error) (int, *protocol.Error) {
 		return http.StatusForbidden, protocol.Errorf(protocol.CodeForbidden, "%s", msg)
 	case errors.Is(err, media.ErrTooLarge), errors.Is(err, media.ErrImageTooLarge):
 		return http.StatusRequestEntityTooLarge, protocol.Errorf(protocol.CodeTooLarge, "%s", msg)
+	case errors.Is(err, media.ErrQuota):
+		return http.StatusTooManyRequests, protocol.Errorf(protocol.CodeRateLimited, "%s", msg)
 	case errors.Is(err, media.ErrTypeMismatch), errors.Is(err, media.ErrBadImage):
 		return http.StatusUnsupportedMediaType, protocol.Errorf(protocol.CodeBadRequest, "%s", msg)
 	case errors.Is(err, media.ErrBadRange):

@@ -450,3 +450,19 @@ func TestMediaSignedLink(t *testing.T) {
 		t.Errorf("expired link: HTTP %d %s", r.status, r.body)
 	}
 }
+
+// TestMediaDailyQuota: past the daily upload quota the API answers 429 with
+// a rate_limited error that says why.
+func TestMediaDailyQuota(t *testing.T) {
+	b := brokertest.Start(t, brokertest.WithConfig(func(c *broker.Config) {
+		c.Media.MaxBytes, c.Media.DailyBytes = 1000, 1500
+	}))
+	users(t, b, "alice", "bob")
+	uploadOK(t, b, "alice", "one.bin", bytes.Repeat([]byte("1"), 1000))
+	r := do(t, b, "POST", "/v1/media?name=two.bin", "alice", bytes.NewReader(bytes.Repeat([]byte("2"), 501)), nil)
+	if r.status != http.StatusTooManyRequests || !bytes.Contains(r.body, []byte(`"rate_limited"`)) || !bytes.Contains(r.body, []byte("today")) {
+		t.Fatalf("upload past the quota: HTTP %d %s, want 429 rate_limited", r.status, r.body)
+	}
+	uploadOK(t, b, "alice", "three.bin", bytes.Repeat([]byte("3"), 500))
+	uploadOK(t, b, "bob", "four.bin", bytes.Repeat([]byte("4"), 1000))
+}

@@ -38,6 +38,10 @@ func (s *Service) Run(ctx context.Context) {
 func (s *Service) CollectGarbage(ctx context.Context) (int, error) {
 	cutoff := s.cfg.Now().Add(-s.cfg.GCAfter)
 	deleted := 0
+	// Usage counters of days before yesterday can no longer matter.
+	if _, err := s.store.PruneMediaUsage(ctx, s.cfg.Now().UTC().AddDate(0, 0, -1)); err != nil {
+		return deleted, err
+	}
 	for {
 		batch, err := s.store.UnreferencedMedia(ctx, cutoff, gcBatch)
 		if err != nil {

@@ -44,6 +44,7 @@ var (
 	ErrUnavailable   = errors.New("media storage unavailable")
 	ErrCorrupt       = errors.New("media object failed authentication (altered, truncated or wrong key)")
 	ErrBadRange      = errors.New("range not satisfiable")
+	ErrQuota         = errors.New("daily upload quota exceeded")
 )
 
 // Keys wraps data keys under the master key (keyring.Keyring behind an
@@ -61,6 +62,7 @@ type Store interface {
 // Config holds limits and tuning; zero values take defaults.
 type Config struct {
 	MaxBytes   int64         // largest upload (plaintext)
+	DailyBytes int64         // bytes a user may upload per UTC day; 0 for no quota
 	MaxPixels  int64         // largest image area decoded for a thumbnail
 	MaxSide    int           // largest image width or height
 	GCAfter    time.Duration // unreferenced uploads older than this are deleted
@@ -251,6 +253,9 @@ func (s *Service) Upload(ctx context.Context, up Upload) (storage.Media, error) 
 		return storage.Media{}, fmt.Errorf("media: wrap data key: %w", err)
 	}
 
+	if err := s.chargeQuota(ctx, up.Owner, size); err != nil {
+		return storage.Media{}, err
+	}
 	if err := s.blobs.Put(ctx, s.key(id), io.NewSectionReader(spool, 0, encSize), encSize); err != nil {
 		return storage.Media{}, blobError(err)
 	}
@@ -262,6 +267,24 @@ func (s *Service) Upload(ctx context.Context, up Upload) (storage.Media, error) 
 		return storage.Media{}, fmt.Errorf("media: record upload: %w", err)
 	}
 	return m, nil
+}
+
+// chargeQuota counts size against owner's daily upload quota, or refuses
+// with ErrQuota. It runs once the upload has passed every check, so that
+// only what is stored counts; bytes counted for an upload that then fails
+// to be stored stay counted (rare, and on the safe side).
+func (s *Service) chargeQuota(ctx context.Context, owner string, size int64) error {
+	if s.cfg.DailyBytes <= 0 {
+		return nil
+	}
+	ok, err := s.store.AddMediaUsage(ctx, owner, s.cfg.Now(), size, s.cfg.DailyBytes)
+	if err != nil {
+		return fmt.Errorf("%w: upload quota: %w", ErrUnavailable, err)
+	}
+	if !ok {
+		return fmt.Errorf("%w: %d bytes would take you past %d bytes today (UTC); try again tomorrow", ErrQuota, size, s.cfg.DailyBytes)
+	}
+	return nil
 }
 
 // thumbnail checks an image's header, then decodes it (bounded

@@ -557,3 +557,27 @@ func jpegBytes(t testing.TB, w, h, orientation int) []byte {
 	out = append(out, seg...)
 	return append(out, b[2:]...)
 }
+
+// The daily quota counts what was stored, is not given back by deleting,
+// and starts again the next UTC day.
+func TestDailyQuota(t *testing.T) {
+	e := newEnv(t, mustDir(t), media.Config{MaxBytes: 1000, DailyBytes: 1000})
+	*e.now = time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
+	first := e.mustUpload(t, "a.bin", "", bytes.Repeat([]byte("a"), 600))
+	if _, err := e.upload(t, "b.bin", "", bytes.Repeat([]byte("b"), 401)); !errors.Is(err, media.ErrQuota) {
+		t.Fatalf("upload past the quota: %v, want ErrQuota", err)
+	}
+	e.mustUpload(t, "c.bin", "", bytes.Repeat([]byte("c"), 400)) // exactly 1000
+	if err := e.svc.Delete(t.Context(), "alice", first.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.upload(t, "d.bin", "", []byte("d")); !errors.Is(err, media.ErrQuota) {
+		t.Fatalf("upload after deleting: %v, want ErrQuota (deleting gives nothing back)", err)
+	}
+	// Other users have their own quota; the next UTC day starts from zero.
+	if _, err := e.svc.Upload(t.Context(), media.Upload{Owner: "bob", Name: "e.bin", Body: bytes.NewReader(bytes.Repeat([]byte("e"), 1000))}); err != nil {
+		t.Fatalf("bob's upload: %v", err)
+	}
+	*e.now = time.Date(2026, 12, 1, 0, 0, 1, 0, time.UTC)
+	e.mustUpload(t, "f.bin", "", bytes.Repeat([]byte("f"), 1000))
+}

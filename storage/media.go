@@ -50,6 +50,13 @@ type MediaStore interface {
 	// UnreferencedMedia lists up to limit media created before the given
 	// time that no message references, oldest first.
 	UnreferencedMedia(ctx context.Context, before time.Time, limit int) ([]Media, error)
+	// AddMediaUsage adds bytes to what userID uploaded on day (a UTC date;
+	// the time of day is ignored) unless the total would exceed limit, in
+	// one atomic step; it reports whether it added them.
+	AddMediaUsage(ctx context.Context, userID string, day time.Time, bytes, limit int64) (bool, error)
+	// PruneMediaUsage forgets the usage of days before day and returns how
+	// many user-days it removed.
+	PruneMediaUsage(ctx context.Context, day time.Time) (int64, error)
 }
 
 // MsgMedia is the Message.Kind of a message carrying a media (protocol.BodyMedia).

@@ -173,3 +173,36 @@ func shredMediaTx(ctx context.Context, tx pgx.Tx, convID string) error {
 		  AND NOT EXISTS (SELECT 1 FROM media_refs r WHERE r.media_id = media.id AND r.conv_id <> $1)`, convID)
 	return err
 }
+
+// AddMediaUsage implements storage.MediaStore: one conditional upsert, so
+// that concurrent uploads of one user cannot both pass the limit.
+func (s *Store) AddMediaUsage(ctx context.Context, userID string, day time.Time, bytes, limit int64) (bool, error) {
+	if bytes < 0 || bytes > limit {
+		return false, nil
+	}
+	var total int64
+	err := s.pool.QueryRow(ctx, `
+		INSERT INTO media_usage (user_id, day, bytes) VALUES ($1, $2::date, $3)
+		ON CONFLICT (user_id, day) DO UPDATE SET bytes = media_usage.bytes + EXCLUDED.bytes
+		WHERE media_usage.bytes + EXCLUDED.bytes <= $4
+		RETURNING bytes`, userID, utcDate(day), bytes, limit).Scan(&total)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("add media usage of %q: %w", userID, err)
+	}
+	return true, nil
+}
+
+// PruneMediaUsage implements storage.MediaStore.
+func (s *Store) PruneMediaUsage(ctx context.Context, day time.Time) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM media_usage WHERE day < $1::date`, utcDate(day))
+	if err != nil {
+		return 0, fmt.Errorf("prune media usage: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+// utcDate is t's UTC date as YYYY-MM-DD.
+func utcDate(t time.Time) string { return t.UTC().Format(time.DateOnly) }

@@ -189,3 +189,33 @@ func shredMediaTx(ctx context.Context, tx *sql.Tx, convID string) error {
 		  AND NOT EXISTS (SELECT 1 FROM media_refs r WHERE r.media_id = media.id AND r.conv_id <> ?1)`, convID)
 	return err
 }
+
+// AddMediaUsage implements storage.MediaStore: one conditional upsert on
+// the single write connection.
+func (s *Store) AddMediaUsage(ctx context.Context, userID string, day time.Time, bytes, limit int64) (bool, error) {
+	if bytes < 0 || bytes > limit {
+		return false, nil
+	}
+	var total int64
+	err := s.w.QueryRowContext(ctx, `
+		INSERT INTO media_usage (user_id, day, bytes) VALUES (?, ?, ?)
+		ON CONFLICT (user_id, day) DO UPDATE SET bytes = media_usage.bytes + excluded.bytes
+		WHERE media_usage.bytes + excluded.bytes <= ?
+		RETURNING bytes`, userID, day.UTC().Format(time.DateOnly), bytes, limit).Scan(&total)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("sqlite: add media usage of %q: %w", userID, err)
+	}
+	return true, nil
+}
+
+// PruneMediaUsage implements storage.MediaStore.
+func (s *Store) PruneMediaUsage(ctx context.Context, day time.Time) (int64, error) {
+	res, err := s.w.ExecContext(ctx, `DELETE FROM media_usage WHERE day < ?`, day.UTC().Format(time.DateOnly))
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: prune media usage: %w", err)
+	}
+	return res.RowsAffected()
+}

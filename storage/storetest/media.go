@@ -161,6 +161,47 @@ func testUnreferencedMedia(t *testing.T, open func(t *testing.T) storage.Store) 
 	}
 }
 
+func testMediaUsage(t *testing.T, open func(t *testing.T) storage.Store) {
+	s := open(t)
+	ctx := t.Context()
+	createUsers(t, s, "alice", "bob")
+	day := time.Date(2026, 11, 30, 23, 59, 0, 0, time.UTC)
+	next := day.Add(2 * time.Minute) // the next UTC day
+	steps := []struct {
+		user  string
+		day   time.Time
+		bytes int64
+		want  bool
+	}{
+		{"alice", day, 60, true},
+		{"alice", day.Add(-23 * time.Hour), 40, true},                // the same UTC day: 100 of 100
+		{"alice", day, 1, false},                                     // over the limit: not added
+		{"bob", day, 100, true},                                      // users count apart
+		{"alice", next, 100, true},                                   // a new day
+		{"alice", next, 101, false},                                  // alone above the limit
+		{"alice", day.In(time.FixedZone("UTC+2", 2*3600)), 1, false}, // the same instant elsewhere is the same UTC day
+	}
+	for i, st := range steps {
+		got, err := s.AddMediaUsage(ctx, st.user, st.day, st.bytes, 100)
+		must(t, "AddMediaUsage", err)
+		if got != st.want {
+			t.Fatalf("step %d: AddMediaUsage(%s, %v, %d) = %v, want %v", i, st.user, st.day, st.bytes, got, st.want)
+		}
+	}
+	// Refused additions left nothing behind: 100 more on the next day fails.
+	if ok, err := s.AddMediaUsage(ctx, "alice", next, 1, 100); err != nil || ok {
+		t.Fatalf("next day after 100 bytes: %v, %v", ok, err)
+	}
+	n, err := s.PruneMediaUsage(ctx, next)
+	must(t, "PruneMediaUsage", err)
+	if n != 2 {
+		t.Fatalf("PruneMediaUsage removed %d user-days, want 2 (alice and bob on the first day)", n)
+	}
+	if ok, err := s.AddMediaUsage(ctx, "alice", day, 100, 100); err != nil || !ok {
+		t.Fatalf("a pruned day starts again from 0: %v, %v", ok, err)
+	}
+}
+
 func ref(mediaID, convID string, seq int64) storage.MediaRef {
 	return storage.MediaRef{MediaID: mediaID, ConvID: convID, Seq: seq}
 }

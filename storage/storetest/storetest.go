@@ -63,6 +63,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"MediaRefs", testMediaRefs},
 		{"CanReadMedia", testCanReadMedia},
 		{"UnreferencedMedia", testUnreferencedMedia},
+		{"MediaUsage", testMediaUsage},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open) })
