@@ -23,13 +23,11 @@ const maxPNGExif = 64 << 10
 // chunks are never held whole, except an eXIf of at most 64 KiB. Anything
 // that is not a PNG passes through unchanged.
 type pngStripper struct {
-	stripOut        // held: the signature or chunk header being read
-	state    int    // pngDeciding, pngHeader, pngBody or pngPassing
-	left     int64  // bytes of the current chunk's data and CRC still to come
-	keep     bool   // the current chunk is copied
-	last     bool   // the current chunk is IEND
-	exif     []byte // the current eXIf chunk's data and CRC, when held
-	holdExif bool   // the current chunk is an eXIf being held
+	stripOut       // held: the signature, a chunk header, or an eXIf's data and CRC
+	state    int   // pngDeciding, pngHeader, pngBody or pngPassing
+	left     int64 // bytes of the current chunk's data and CRC still to come
+	mode     int   // chunkCopy, chunkDrop or chunkHold (an eXIf)
+	last     bool  // the current chunk is IEND
 }
 
 const (
@@ -64,14 +62,9 @@ func (s *pngStripper) Write(p []byte) (int, error) {
 				return 0, err
 			}
 		case pngBody:
-			take := int(min(s.left, int64(len(p))))
-			switch {
-			case s.holdExif:
-				s.exif = append(s.exif, p[:take]...)
-			case s.keep:
-				if _, err := s.w.Write(p[:take]); err != nil {
-					return 0, err
-				}
+			take, err := s.chunkBody(p, s.left, s.mode)
+			if err != nil {
+				return 0, err
 			}
 			p = p[take:]
 			s.left -= int64(take)
@@ -103,16 +96,17 @@ func (s *pngStripper) header() error {
 	}
 	typ := string(h[4:8])
 	s.left = int64(length) + 4 // data and CRC
-	s.keep = !pngDropped[typ]
 	s.last = typ == "IEND"
-	s.holdExif = typ == "eXIf" && length <= maxPNGExif
-	s.exif = s.exif[:0]
 	s.held = s.held[:0]
 	s.state = pngBody
-	if s.keep {
-		if err := s.emit(h); err != nil {
-			return err
-		}
+	switch {
+	case typ == "eXIf" && length <= maxPNGExif:
+		s.mode = chunkHold
+	case pngDropped[typ]:
+		s.mode = chunkDrop
+	default:
+		s.mode = chunkCopy
+		return s.emit(h)
 	}
 	return nil
 }
@@ -120,14 +114,14 @@ func (s *pngStripper) header() error {
 // endChunk finishes the current chunk: a held eXIf is replaced by one
 // holding only its orientation, and after IEND the rest is copied.
 func (s *pngStripper) endChunk() error {
-	if s.holdExif && len(s.exif) >= 4 {
-		if o := tiffOrientation(s.exif[:len(s.exif)-4]); o > 1 {
+	if s.mode == chunkHold && len(s.held) >= 4 {
+		if o := tiffOrientation(s.held[:len(s.held)-4]); o > 1 {
 			if err := s.emit(orientationChunk(o)); err != nil {
 				return err
 			}
 		}
 	}
-	s.holdExif = false
+	s.held = s.held[:0]
 	if s.last {
 		s.state = pngPassing
 		return nil

@@ -31,6 +31,31 @@ func (o *stripOut) flushHeld() error {
 	return o.emit(held)
 }
 
+// Payload modes of the chunked formats (PNG, WebP): what happens to the
+// bytes of the current chunk.
+const (
+	chunkCopy = iota // written through
+	chunkDrop        // left out
+	chunkZero        // replaced by as many zeros
+	chunkHold        // appended to held, rewritten when the chunk ends
+)
+
+// chunkBody handles the bytes at the start of p that belong to the current
+// chunk (at most left of them) as mode says, and returns how many it took.
+func (o *stripOut) chunkBody(p []byte, left int64, mode int) (int, error) {
+	take := int(min(left, int64(len(p))))
+	var err error
+	switch mode {
+	case chunkCopy:
+		_, err = o.w.Write(p[:take])
+	case chunkZero:
+		_, err = o.w.Write(make([]byte, take))
+	case chunkHold:
+		o.held = append(o.held, p[:take]...)
+	}
+	return take, err
+}
+
 func newMetadataStripper(w io.Writer) *metadataStripper {
 	webp := newWebPStripper(w)
 	gif := newGIFStripper(webp)

@@ -17,7 +17,7 @@ type webpStripper struct {
 	stripOut       // held: the RIFF header, a chunk header, or a held chunk
 	state    int   // webpDeciding, webpHeader, webpBody or webpPassing
 	left     int64 // bytes of the current chunk's payload (and pad) still to come
-	mode     int   // what happens to the current chunk's payload
+	mode     int   // chunkCopy, chunkZero or chunkHold (VP8X, EXIF)
 }
 
 const (
@@ -25,13 +25,6 @@ const (
 	webpHeader
 	webpBody
 	webpPassing
-)
-
-// Payload modes.
-const (
-	webpCopy = iota
-	webpZero // replaced by zeros
-	webpHold // held whole (VP8X, EXIF up to maxPNGExif), rewritten at its end
 )
 
 // webpUnknown replaces the FourCC of an XMP chunk.
@@ -63,16 +56,7 @@ func (s *webpStripper) Write(p []byte) (int, error) {
 				return 0, err
 			}
 		case webpBody:
-			take := int(min(s.left, int64(len(p))))
-			var err error
-			switch s.mode {
-			case webpCopy:
-				_, err = s.w.Write(p[:take])
-			case webpZero:
-				_, err = s.w.Write(make([]byte, take))
-			case webpHold:
-				s.held = append(s.held, p[:take]...)
-			}
+			take, err := s.chunkBody(p, s.left, s.mode)
 			if err != nil {
 				return 0, err
 			}
@@ -105,16 +89,16 @@ func (s *webpStripper) header() error {
 	s.state = webpBody
 	switch fourCC := string(h[:4]); {
 	case fourCC == "VP8X" && size == 10, fourCC == "EXIF" && size <= maxPNGExif:
-		s.mode = webpHold
+		s.mode = chunkHold
 		s.held = append(make([]byte, 0, 8+s.left), h...)
 		return s.bodyDone()
 	case fourCC == "XMP ":
-		s.mode = webpZero
+		s.mode = chunkZero
 		h = append([]byte(webpUnknown), h[4:]...)
 	case fourCC == "EXIF":
-		s.mode = webpZero // too large to hold: its orientation is lost too
+		s.mode = chunkZero // too large to hold: its orientation is lost too
 	default:
-		s.mode = webpCopy
+		s.mode = chunkCopy
 	}
 	if err := s.emit(h); err != nil {
 		return err
@@ -132,7 +116,7 @@ func (s *webpStripper) bodyDone() error {
 
 // endChunk writes out a held chunk, rewritten, and reads the next header.
 func (s *webpStripper) endChunk() error {
-	if s.mode == webpHold {
+	if s.mode == chunkHold {
 		c := s.held
 		s.held = nil
 		body := c[8:]
@@ -174,7 +158,7 @@ func (s *webpStripper) pass() error {
 // rewritten as far as it goes, so its EXIF is dropped all the same.
 func (s *webpStripper) Close() error {
 	switch {
-	case s.state == webpBody && s.mode == webpHold:
+	case s.state == webpBody && s.mode == chunkHold:
 		return s.endChunk()
 	case s.state == webpBody:
 		return nil
